@@ -1,0 +1,218 @@
+"""The workspace agent: the small program every backend starts, one per workspace.
+
+Standard library only, so it runs unchanged as a child process, in a container or in a VM.
+
+It serves ``GET /health`` and ``GET /agent-card`` on ``MOLECULE_AGENT_HOST:MOLECULE_AGENT_PORT``,
+registers with the console (``POST /registry/register``) and then heartbeats
+(``POST /registry/heartbeat``) every ``MOLECULE_HEARTBEAT_INTERVAL`` seconds with its workspace
+token. Its error rate is real: a work loop runs a small self-check task twice a second and the
+rate is the share of failures among the last 20. ``MOLECULE_AGENT_FAIL_RATIO`` (or
+``POST /control/faults {"fail_ratio": x}``) makes that share of tasks fail, which is how tests and
+demos drive a workspace into degraded and back.
+
+Exit codes: 0 on SIGTERM, 3 when the console no longer accepts its token (a newer instance took
+over, or the workspace was stopped), 2 on bad configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WINDOW = 20
+TASK_PERIOD = 0.5
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent: {message}", flush=True)
+
+
+class Agent:
+    def __init__(self, environ: dict[str, str]) -> None:
+        try:
+            self.workspace_id = environ["MOLECULE_WORKSPACE_ID"]
+            self.token = environ["MOLECULE_WORKSPACE_TOKEN"]
+            self.registry = environ["MOLECULE_REGISTRY_URL"].rstrip("/")
+        except KeyError as missing:
+            log(f"missing environment variable {missing}")
+            raise SystemExit(2) from None
+        self.host = environ.get("MOLECULE_AGENT_HOST", "0.0.0.0")
+        self.port = int(environ.get("MOLECULE_AGENT_PORT", "8000"))
+        self.url = environ.get("MOLECULE_AGENT_URL", "")
+        self.interval = float(environ.get("MOLECULE_HEARTBEAT_INTERVAL", "30"))
+        self.fail_ratio = float(environ.get("MOLECULE_AGENT_FAIL_RATIO", "0"))
+        self.card = {
+            "name": environ.get("MOLECULE_WORKSPACE_NAME", self.workspace_id),
+            "runtime": environ.get("MOLECULE_RUNTIME", ""),
+            "tier": environ.get("MOLECULE_TIER", ""),
+            "skills": ["echo"],
+            "secrets": sorted(k[len("SECRET_") :] for k in environ if k.startswith("SECRET_")),
+        }
+        self.started = time.monotonic()
+        self.outcomes: deque[bool] = deque(maxlen=WINDOW)
+        self.sample_error = ""
+        self.tasks_done = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.registered = False
+
+    # --- work -----------------------------------------------------------------------------
+    def run_task(self) -> None:
+        with self.lock:
+            self.tasks_done += 1
+            # Deterministic spread: exactly fail_ratio of every run of tasks fails.
+            failed = int(self.tasks_done * self.fail_ratio) > int(
+                (self.tasks_done - 1) * self.fail_ratio
+            )
+            self.outcomes.append(not failed)
+            if failed:
+                self.sample_error = f"self-check #{self.tasks_done} failed: injected fault"
+
+    def error_rate(self) -> float:
+        with self.lock:
+            if not self.outcomes:
+                return 0.0
+            return round(self.outcomes.count(False) / len(self.outcomes), 3)
+
+    def set_faults(self, fail_ratio: float) -> None:
+        with self.lock:
+            self.fail_ratio = min(max(fail_ratio, 0.0), 1.0)
+            # A new fault setting is measured afresh rather than averaged with the old one.
+            self.outcomes.clear()
+            self.tasks_done = 0
+            if self.fail_ratio == 0:
+                self.sample_error = ""
+
+    def work_loop(self) -> None:
+        while not self.stopping.wait(TASK_PERIOD):
+            self.run_task()
+
+    # --- console --------------------------------------------------------------------------
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            self.registry + path,
+            data=json.dumps({"workspace_id": self.workspace_id, **body}).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            try:
+                return error.code, json.loads(error.read() or b"{}")
+            except ValueError:
+                return error.code, {}
+
+    def heartbeat_body(self) -> dict:
+        return {
+            "error_rate": self.error_rate(),
+            "sample_error": self.sample_error,
+            "active_tasks": 1 if self.fail_ratio < 1 else 0,
+            "uptime_seconds": int(time.monotonic() - self.started),
+            "current_task": f"self-check #{self.tasks_done}",
+        }
+
+    def talk_loop(self) -> None:
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                if not self.registered:
+                    status, body = self.post(
+                        "/registry/register", {"url": self.url, "agent_card": self.card}
+                    )
+                else:
+                    status, body = self.post("/registry/heartbeat", self.heartbeat_body())
+            except (OSError, ValueError) as error:
+                log(f"console unreachable ({error}); retrying in {backoff:.1f}s")
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, self.interval)
+                continue
+            backoff = 0.5
+            if status == 200:
+                if not self.registered:
+                    log("registered with the console")
+                self.registered = True
+                self.interval = float(body.get("heartbeat_interval", self.interval))
+                self.stopping.wait(self.interval)
+            elif status == 401:
+                log("the console no longer accepts this agent's token; exiting")
+                os._exit(3)
+            elif status == 409 and body.get("register"):
+                log("the console asks this agent to register again")
+                self.registered = False
+            else:
+                log(f"console answered {status}: {body.get('error', body)}")
+                self.stopping.wait(self.interval)
+
+
+def make_handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def reply(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self.reply(200, {"status": "ok", "error_rate": agent.error_rate()})
+            elif self.path in ("/agent-card", "/.well-known/agent.json"):
+                self.reply(200, agent.card)
+            else:
+                self.reply(404, {"error": "not found"})
+
+        def do_POST(self) -> None:
+            if self.path != "/control/faults":
+                self.reply(404, {"error": "not found"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+                ratio = float(json.loads(self.rfile.read(length))["fail_ratio"])
+            except (ValueError, KeyError, TypeError):
+                self.reply(400, {"error": 'send {"fail_ratio": <0..1>}'})
+                return
+            agent.set_faults(ratio)
+            self.reply(200, {"fail_ratio": agent.fail_ratio})
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # health probes every few seconds would drown the console log
+
+    return Handler
+
+
+def main() -> None:
+    agent = Agent(dict(os.environ))
+    server = ThreadingHTTPServer((agent.host, agent.port), make_handler(agent))
+    server.daemon_threads = True
+
+    def shutdown(signum: int, frame: object) -> None:
+        log("SIGTERM received; shutting down")
+        agent.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log(
+        f"workspace {agent.workspace_id} serving on {agent.host}:{server.server_address[1]}, "
+        f"heartbeat every {agent.interval:g}s to {agent.registry}"
+    )
+    threading.Thread(target=agent.work_loop, daemon=True).start()
+    threading.Thread(target=agent.talk_loop, daemon=True).start()
+    server.serve_forever(poll_interval=0.2)
+    log("stopped")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The backend contract. Only ``workspaces.dispatch`` calls these methods.
+
+A backend runs workspace agents somewhere (child processes, containers, VMs). To add one, subclass
+:class:`Backend` and override every method below; register its dotted path under a name in
+``settings.MOLECULE_BACKEND_CLASSES`` and enable the name in ``MOLECULE_BACKENDS``.
+
+Rules every backend keeps:
+
+* Methods are idempotent: stopping a stopped instance, or removing storage that is already gone,
+  succeeds quietly.
+* Every failure is a :class:`BackendError` whose message an operator can act on. ``permanent=True``
+  means retrying cannot help (a missing image, a refused spec); otherwise dispatch retries.
+* The backend owns ``Instance.state``, a small JSON-serializable dict that dispatch stores on the
+  workspace row and hands back on every later call, so a restarted console still finds and can
+  stop what an earlier process started (like JupyterHub's ``get_state``/``load_state``).
+* A failed ``start`` leaves nothing running behind it.
+* Backends never touch the database: they get plain data and return plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from workspaces.tiers import TierSettings
+
+
+class BackendError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything a backend needs to start one workspace's agent."""
+
+    workspace_id: str
+    name: str
+    org_slug: str
+    runtime: str
+    tier: TierSettings
+    generation: int
+    # The agent's environment: workspace id, token, registry URL, heartbeat interval, secrets.
+    env: dict[str, str]
+    workspace_dir: str = ""
+
+
+@dataclass
+class Instance:
+    instance_id: str
+    url: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """Base class: override every method. ``name`` is what workspaces record as their backend."""
+
+    name: ClassVar[str] = ""
+    # Feature row -> declared verdict, filled in by each backend for the parity matrix.
+    capabilities: ClassVar[dict[str, Any]] = {}
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        """Start the agent for ``spec`` and return the new instance.
+
+        Called by dispatch with the workspace row locked, after any previous instance has been
+        stopped. Returns as soon as the instance is started; the agent registers by itself.
+        Raises BackendError; on error nothing is left running.
+        """
+        raise NotImplementedError
+
+    def stop(self, instance: Instance) -> None:
+        """Stop the instance and everything it started. Idempotent. Keeps storage."""
+        raise NotImplementedError
+
+    def is_running(self, instance: Instance) -> bool:
+        """True when the instance is alive as far as the backend can tell (the liveness probe)."""
+        raise NotImplementedError
+
+    def console(self, instance: Instance, *, tail: int = 200) -> str:
+        """The last ``tail`` lines of the instance's boot and run log, as text."""
+        raise NotImplementedError
+
+    def remove_storage(self, instance: Instance) -> None:
+        """Delete the instance's /workspace storage. Called on delete, after stop. Idempotent."""
+        raise NotImplementedError
+
+    def list_instances(self) -> list[str]:
+        """Instance ids of every instance this console started that still exists (orphan sweep)."""
+        raise NotImplementedError

@@ -1,0 +1,141 @@
+"""``manage.py run``: the embedded default in one command.
+
+Migrates, makes sure there is an admin login, seeds the demo org on first start, then supervises
+a web server (gunicorn) and one Celery worker with embedded beat on the broker from settings
+(kombu's filesystem transport unless ``CELERY_BROKER_URL`` says otherwise). Ctrl-C stops both.
+Workspace agents are left running on purpose: a console restart must not take the fleet down;
+the sweeps find them again when the console is back.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from orgs.models import Org
+
+
+class Command(BaseCommand):
+    help = "Run the console on the embedded default: web server, Celery worker and beat."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-demo", action="store_true", help="Do not seed the demo org.")
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--concurrency", type=int, default=4, help="Celery worker threads.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = options["host"], options["port"]
+        call_command("migrate", interactive=False, verbosity=0)
+        username, password = self._admin_login()
+        if not options["no_demo"] and not Org.objects.exists():
+            call_command("demo", stdout=self.stdout)
+        env = {
+            **os.environ,
+            "MOLECULE_REGISTRY_URL": os.environ.get(
+                "MOLECULE_REGISTRY_URL", f"http://{host}:{port}"
+            ),
+        }
+        python = sys.executable
+        children = {
+            "worker": subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "molecule",
+                    "worker",
+                    "--beat",
+                    "--loglevel",
+                    "INFO",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    str(options["concurrency"]),
+                    "--schedule",
+                    settings.CELERY_BEAT_SCHEDULE_FILENAME,
+                ],
+                env=env,
+            ),
+            "web": subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "gunicorn",
+                    "molecule.wsgi",
+                    "--bind",
+                    f"{host}:{port}",
+                    "--workers",
+                    str(options["web_workers"]),
+                    "--threads",
+                    "4",
+                    "--graceful-timeout",
+                    "5",
+                ],
+                env=env,
+            ),
+        }
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nMolecule console: http://{host}:{port}/\n"
+                f"Log in as {username} / {password}\n"
+                f"Admin: http://{host}:{port}/admin/   Ctrl-C stops the console.\n"
+            )
+        )
+        self._supervise(children)
+
+    def _admin_login(self) -> tuple[str, str]:
+        """The first superuser's login; created (and its password kept under var/) if none."""
+        users = get_user_model()
+        secret = Path(settings.VAR_DIR) / "admin-password"
+        if not users.objects.filter(is_superuser=True).exists():
+            password = secrets.token_urlsafe(12)
+            users.objects.create_superuser("admin", "admin@localhost", password)
+            secret.write_text(password)
+            secret.chmod(0o600)
+        admin = users.objects.filter(is_superuser=True).order_by("pk").first()
+        shown = secret.read_text().strip() if secret.exists() else "(the password you set)"
+        return admin.get_username(), shown
+
+    def _supervise(self, children: dict[str, subprocess.Popen]) -> None:
+        stopping = False
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        failed = None
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    failed, stopping = name, True
+            time.sleep(0.3)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children.values():
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if failed:
+            raise CommandError(
+                f"The {failed} process exited (code {children[failed].returncode}); "
+                "the console stopped. See its output above."
+            )
+        self.stdout.write("Console stopped. Workspace agents keep running until stopped.")

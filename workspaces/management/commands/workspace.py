@@ -1,0 +1,143 @@
+"""``manage.py workspace``: list workspaces and run lifecycle verbs through dispatch."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import uuid
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from orgs.models import Org
+from workspaces import dispatch
+from workspaces.lifecycle import TransitionRefused
+from workspaces.models import Status, Workspace
+from workspaces.selectors import workspace_as_dict
+from workspaces.tiers import is_known_tier
+
+
+def cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def find_workspace(ref: str, *, org: str | None = None) -> Workspace:
+    """A workspace by full id, id prefix (4+ characters) or name; refuses ambiguity."""
+    rows = Workspace.objects.select_related("org")
+    if org:
+        rows = rows.filter(org__slug=org)
+    try:
+        return rows.get(pk=uuid.UUID(ref))
+    except ValueError:
+        pass
+    except Workspace.DoesNotExist:
+        raise CommandError(f"No workspace has the id {ref}.") from None
+    matches = list(rows.filter(name=ref).exclude(status=Status.REMOVED))
+    if not matches and len(ref) >= 4:
+        matches = [ws for ws in rows.exclude(status=Status.REMOVED) if str(ws.pk).startswith(ref)]
+    if not matches:
+        raise CommandError(f"No workspace is called {ref!r}; see `manage.py workspace list`.")
+    if len(matches) > 1:
+        listing = ", ".join(f"{ws.org.slug}/{ws.name} ({ws.pk})" for ws in matches)
+        raise CommandError(f"{ref!r} matches several workspaces: {listing}. Use an id or --org.")
+    return matches[0]
+
+
+class Command(BaseCommand):
+    help = "List workspaces, create one, or run a lifecycle verb on one (through dispatch)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list", help="List workspaces.")
+        listing.add_argument("--org", help="Only this org's workspaces (slug).")
+        listing.add_argument("--status", choices=[s.value for s in Status])
+        listing.add_argument(
+            "--all", dest="include_removed", action="store_true", help="Include removed ones."
+        )
+        listing.add_argument("--json", dest="as_json", action="store_true", help="Print JSON.")
+        create = sub.add_parser("create", help="Create a workspace and provision it.")
+        create.add_argument("--org", required=True)
+        create.add_argument("--name", required=True)
+        create.add_argument("--role", default="")
+        create.add_argument("--tier", type=int, default=2)
+        create.add_argument("--runtime", default="langgraph")
+        create.add_argument("--parent", help="Id or name of the parent workspace.")
+        for verb in dispatch.VERBS:
+            one = sub.add_parser(verb, help=f"{verb.capitalize()} a workspace.")
+            one.add_argument("workspace", help="Workspace id, id prefix or name.")
+            one.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        if action == "list":
+            self.list(**options)
+        elif action == "create":
+            self.create(**options)
+        else:
+            self.verb(action, **options)
+
+    def list(
+        self,
+        *,
+        org: str | None,
+        status: str | None,
+        include_removed: bool,
+        as_json: bool,
+        **_: Any,
+    ) -> None:
+        rows = Workspace.objects.select_related("org").order_by("org__slug", "created_at")
+        if org:
+            if not Org.objects.filter(slug=org).exists():
+                raise CommandError(f"No org has the slug {org!r}.")
+            rows = rows.filter(org__slug=org)
+        if status:
+            rows = rows.filter(status=status)
+        elif not include_removed:
+            rows = rows.exclude(status=Status.REMOVED)
+        if as_json:
+            self.stdout.write(json.dumps([workspace_as_dict(ws) for ws in rows], indent=2))
+            return
+        self.stdout.write(f"{'ID':<10}{'ORG':<14}{'NAME':<22}{'STATUS':<14}{'TIER':<6}BACKEND")
+        for ws in rows:
+            self.stdout.write(
+                f"{ws.short_id:<10}{ws.org.slug:<14}{ws.name:<22}{ws.status:<14}"
+                f"T{ws.tier:<5}{ws.backend}"
+            )
+
+    def create(
+        self,
+        *,
+        org: str,
+        name: str,
+        role: str,
+        tier: int,
+        runtime: str,
+        parent: str | None,
+        **_: Any,
+    ) -> None:
+        try:
+            org_row = Org.objects.get(slug=org)
+        except Org.DoesNotExist:
+            raise CommandError(f"No org has the slug {org!r}.") from None
+        if not is_known_tier(tier):
+            raise CommandError(f"Unknown tier {tier}: use 1, 2, 3 or 4.")
+        parent_row = find_workspace(parent, org=org) if parent else None
+        workspace = dispatch.create_workspace(
+            org=org_row,
+            name=name,
+            role=role,
+            tier=tier,
+            runtime=runtime,
+            parent=parent_row,
+            actor=cli_actor(),
+        )
+        self.stdout.write(f"{workspace.pk} {workspace.status}")
+
+    def verb(self, verb: str, *, workspace: str, org: str | None, **_: Any) -> None:
+        target = find_workspace(workspace, org=org)
+        try:
+            result = dispatch.VERBS[verb](workspace_id=target.pk, actor=cli_actor())
+        except TransitionRefused as refused:
+            raise CommandError(str(refused)) from None
+        moved = getattr(result, "moved", [result])
+        names = ", ".join(f"{ws.name} → {ws.status}" for ws in moved)
+        self.stdout.write(self.style.SUCCESS(f"{verb}: {names or 'nothing to do'}"))

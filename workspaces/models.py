@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import models
+
+from orgs.models import Backend, Org
+
+
+class Status(models.TextChoices):
+    PROVISIONING = "provisioning"
+    ONLINE = "online"
+    DEGRADED = "degraded"
+    OFFLINE = "offline"
+    PAUSED = "paused"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+class EventType(models.TextChoices):
+    WORKSPACE_PROVISIONING = "WORKSPACE_PROVISIONING"
+    WORKSPACE_ONLINE = "WORKSPACE_ONLINE"
+    WORKSPACE_DEGRADED = "WORKSPACE_DEGRADED"
+    WORKSPACE_OFFLINE = "WORKSPACE_OFFLINE"
+    WORKSPACE_PROVISION_FAILED = "WORKSPACE_PROVISION_FAILED"
+    WORKSPACE_PAUSED = "WORKSPACE_PAUSED"
+    WORKSPACE_REMOVED = "WORKSPACE_REMOVED"
+    WORKSPACE_EXPANDED = "WORKSPACE_EXPANDED"
+    WORKSPACE_COLLAPSED = "WORKSPACE_COLLAPSED"
+    WORKSPACE_MOVED = "WORKSPACE_MOVED"
+    # Outcomes of backend calls that change no state: a stop that failed, an orphan removed.
+    BACKEND_CALL_FAILED = "BACKEND_CALL_FAILED"
+    ORPHAN_REMOVED = "ORPHAN_REMOVED"
+    ORG_CREATED = "ORG_CREATED"
+    ORG_IMPORTED = "ORG_IMPORTED"
+    TOKEN_MINTED = "TOKEN_MINTED"
+    TOKEN_REVOKED = "TOKEN_REVOKED"
+    SECRET_SET = "SECRET_SET"
+    SECRET_DELETED = "SECRET_DELETED"
+
+
+class Workspace(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="workspaces")
+    name = models.CharField(max_length=200)
+    role = models.CharField(max_length=200, blank=True)
+    tier = models.PositiveSmallIntegerField(default=2)
+    runtime = models.CharField(max_length=64, default="langgraph")
+    status = models.CharField(max_length=20, choices=Status, default=Status.PROVISIONING)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    forwarded_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    url = models.CharField(max_length=500, blank=True)
+    # Where the workspace actually runs. Set once at creation from the org; every verb after that
+    # routes here, whatever backends happen to be configured (DESIGN.md §6).
+    backend = models.CharField(max_length=20, choices=Backend)
+    instance_id = models.CharField(max_length=200, blank=True)
+    backend_state = models.JSONField(default=dict, blank=True)
+    # Bumped by every verb; a backend task carries the generation it was queued for and does
+    # nothing once a later verb has superseded it.
+    generation = models.PositiveIntegerField(default=0)
+    token_hash = models.CharField(max_length=64, blank=True)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_error_rate = models.FloatField(default=0.0)
+    last_sample_error = models.TextField(blank=True)
+    active_tasks = models.PositiveIntegerField(default=0)
+    uptime_seconds = models.PositiveIntegerField(default=0)
+    current_task = models.CharField(max_length=500, blank=True)
+    agent_card = models.JSONField(default=dict, blank=True)
+    # The lead's team spec: {"children": [{name, role, tier, ...}, ...]} used by team expand.
+    spec = models.JSONField(default=dict, blank=True)
+    workspace_dir = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["org", "created_at"]
+        indexes = [
+            models.Index(fields=["status", "last_heartbeat_at"]),
+            models.Index(fields=["org", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.org.slug}/{self.name}"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.id)[:8]
+
+
+class StructureEventQuerySet(models.QuerySet["StructureEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("Structure events are append-only: they cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Structure events are append-only: they cannot be deleted.")
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class StructureEvent(models.Model):
+    """Append-only log. The workspace row is a projection of these events.
+
+    The ORM refuses updates and deletes here; on PostgreSQL a trigger (migration 0002) refuses
+    them too, so raw SQL cannot rewrite history either.
+    """
+
+    event_type = models.CharField(max_length=40, choices=EventType, db_index=True)
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    org = models.ForeignKey(Org, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = StructureEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} by {self.actor}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Structure events are append-only: they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Structure events are append-only: they cannot be deleted.")
+
+
+class OrphanSuspect(models.Model):
+    """An instance a backend reports that no live workspace owns, and since when.
+
+    The orphan sweep stops it only once it stayed unowned past ``MOLECULE_ORPHAN_GRACE``, so an
+    instance whose start has not committed yet is never taken for an orphan.
+    """
+
+    backend = models.CharField(max_length=20)
+    instance_id = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["backend", "instance_id"], name="one_suspect")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.instance_id}"
+
+
+class SweepState(models.Model):
+    """When a sweep last ran, and since when it has been watching without a gap.
+
+    After the console (or its beat) was down, every agent looks silent; the liveness sweep only
+    judges silence once it has itself been watching for a whole liveness timeout.
+    """
+
+    name = models.CharField(max_length=40, primary_key=True)
+    last_run_at = models.DateTimeField()
+    watching_since = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

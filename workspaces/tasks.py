@@ -1,0 +1,41 @@
+"""Celery tasks: thin adapters that take ids and call dispatch. They own their retries."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from workspaces import dispatch
+
+MAX_RETRIES = 4
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def reconcile_workspace(self, workspace_id: str, generation: int) -> str:
+    try:
+        return dispatch.reconcile(
+            workspace_id=workspace_id,
+            generation=generation,
+            final_attempt=self.request.retries >= MAX_RETRIES,
+        )
+    except dispatch.RetryLater as error:
+        raise self.retry(exc=error, countdown=2**self.request.retries) from error
+
+
+@shared_task
+def liveness_sweep() -> int:
+    return len(dispatch.liveness_sweep())
+
+
+@shared_task
+def provision_timeout_sweep() -> int:
+    return len(dispatch.provision_timeout_sweep())
+
+
+@shared_task
+def health_sweep() -> int:
+    return len(dispatch.health_sweep())
+
+
+@shared_task
+def orphan_sweep() -> int:
+    return len(dispatch.orphan_sweep())

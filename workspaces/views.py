@@ -1,0 +1,115 @@
+"""Console pages: the fleet dashboard and the workspace page.
+
+One template per page; when the request comes from htmx the view renders only the partial that
+asked (``template.html#partial``). Every verb is a POST with CSRF that calls dispatch; a GET on a
+verb URL only shows the confirmation form, so the pages work without JavaScript.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from orgs.access import actable_orgs, actor, can_act, check_write
+from workspaces import dispatch, selectors
+from workspaces.forms import NewWorkspaceForm
+from workspaces.lifecycle import TRANSITIONS, TransitionRefused
+from workspaces.models import Status
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    org = request.GET.get("org") or None
+    status = request.GET.get("status") or None
+    context = {
+        "counts": selectors.fleet_counts(request.user),
+        "workspaces": selectors.workspaces_for(request.user, org_slug=org, status=status),
+        "filters": {"org": org or "", "status": status or ""},
+        "statuses": [s.value for s in Status],
+        "form": NewWorkspaceForm(orgs=actable_orgs(request.user)),
+    }
+    if request.htmx:
+        return render(request, "workspaces/dashboard.html#fleet", context)
+    return render(request, "workspaces/dashboard.html", context)
+
+
+@login_required
+@require_POST
+def workspace_create(request: HttpRequest) -> HttpResponse:
+    form = NewWorkspaceForm(request.POST, orgs=actable_orgs(request.user))
+    if not form.is_valid():
+        messages.error(request, f"Workspace not created: {form.errors.as_text()}")
+        return redirect("dashboard")
+    workspace = dispatch.create_workspace(actor=actor(request.user), **form.cleaned_data)
+    messages.success(request, f"Workspace {workspace.name} is provisioning.")
+    return redirect("workspace", workspace_id=workspace.pk)
+
+
+def _verbs_for(workspace_status: str) -> list[dict[str, object]]:
+    return [
+        {
+            "name": verb,
+            "allowed": workspace_status in TRANSITIONS[verb].sources,
+            "destructive": verb in dispatch.DESTRUCTIVE_VERBS,
+        }
+        for verb in dispatch.VERBS
+    ]
+
+
+@login_required
+def workspace_detail(request: HttpRequest, workspace_id: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, workspace_id)
+    context = {
+        "workspace": workspace,
+        "events": selectors.events_for_workspace(workspace),
+        "verbs": _verbs_for(workspace.status),
+        "can_act": can_act(request.user, workspace.org_id),
+        "children": selectors.workspaces_for(request.user).filter(parent=workspace),
+    }
+    partial = request.GET.get("partial")
+    if request.htmx and partial == "console":
+        context["console"] = dispatch.console(workspace_id=workspace.pk)
+        return render(request, "workspaces/workspace.html#console", context)
+    if request.htmx and partial in ("state", "events"):
+        return render(request, f"workspaces/workspace.html#{partial}", context)
+    context["console"] = dispatch.console(workspace_id=workspace.pk)
+    return render(request, "workspaces/workspace.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workspace_verb(request: HttpRequest, workspace_id: str, verb: str) -> HttpResponse:
+    if verb not in dispatch.VERBS:
+        raise Http404("No such verb.")
+    workspace = selectors.workspace_for(request.user, workspace_id)
+    check_write(request.user, workspace.org_id)
+    if request.method == "GET":
+        return render(request, "workspaces/confirm.html", {"workspace": workspace, "verb": verb})
+    try:
+        dispatch.VERBS[verb](workspace_id=workspace.pk, actor=actor(request.user))
+    except TransitionRefused as refused:
+        messages.error(request, str(refused))
+        if request.htmx:
+            response = _state_partial(request, workspace.pk)
+            response.status_code = 409
+            return response
+        return redirect("workspace", workspace_id=workspace.pk)
+    messages.success(request, f"{verb.capitalize()}: done for {workspace.name}.")
+    if request.htmx:
+        response = _state_partial(request, workspace.pk)
+        response["HX-Trigger"] = "workspace-changed"
+        return response
+    return redirect("workspace", workspace_id=workspace.pk)
+
+
+def _state_partial(request: HttpRequest, workspace_id: object) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, workspace_id)
+    context = {
+        "workspace": workspace,
+        "verbs": _verbs_for(workspace.status),
+        "can_act": can_act(request.user, workspace.org_id),
+    }
+    return render(request, "workspaces/workspace.html#state", context)
