@@ -10,6 +10,9 @@ rate is the share of failures among the last 20. ``MOLECULE_AGENT_FAIL_RATIO`` (
 ``POST /control/faults {"fail_ratio": x}``) makes that share of tasks fail, which is how tests and
 demos drive a workspace into degraded and back.
 
+``MOLECULE_AGENT_SIDECAR`` names an optional command (a tool server, an MCP server) that the agent
+starts beside itself in its own process group; stopping the workspace stops it too.
+
 Exit codes: 0 on SIGTERM, 3 when the console no longer accepts its token (a newer instance took
 over, or the workspace was stopped), 2 on bad configuration.
 """
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -207,6 +212,9 @@ def main() -> None:
         f"workspace {agent.workspace_id} serving on {agent.host}:{server.server_address[1]}, "
         f"heartbeat every {agent.interval:g}s to {agent.registry}"
     )
+    if sidecar := os.environ.get("MOLECULE_AGENT_SIDECAR"):
+        child = subprocess.Popen(shlex.split(sidecar), stdin=subprocess.DEVNULL)
+        log(f"sidecar started: pid {child.pid}: {sidecar}")
     threading.Thread(target=agent.work_loop, daemon=True).start()
     threading.Thread(target=agent.talk_loop, daemon=True).start()
     server.serve_forever(poll_interval=0.2)

@@ -1,0 +1,156 @@
+"""Test-suite wiring: a real PostgreSQL for the whole session, eager Celery, backends, users.
+
+PostgreSQL is started by ``tests.services`` (as the ``postgres`` user when running as root) on a
+port picked now, and pytest-postgresql's ``postgresql_noproc`` fixture checks and describes it;
+pytest-django then creates the test database on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from pytest_postgresql import factories
+
+from molecule.celery import app as celery_app
+from orgs.models import Org, OrgMembership
+from tests import services
+from workspaces import backends
+
+PG_PORT = services.free_port()
+PG_USER = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
+pg_noproc = factories.postgresql_noproc(host="127.0.0.1", port=PG_PORT, user=PG_USER)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[services.PostgresServer]:
+    with services.postgres(PG_PORT) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(pg_server: services.PostgresServer, pg_noproc: Any) -> None:
+    from django.conf import settings
+    from django.db import connections
+
+    settings.DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "molecule",
+        "HOST": pg_noproc.host,
+        "PORT": str(pg_noproc.port),
+        "USER": pg_noproc.user,
+        "PASSWORD": "",
+        "TEST": {"NAME": "test_molecule"},
+    }
+    # The connection handler reads DATABASES once; make it read the PostgreSQL settings.
+    connections.close_all()
+    connections.__dict__.pop("settings", None)
+    with contextlib.suppress(AttributeError):
+        del connections["default"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_eager() -> None:
+    # Tasks run inline when their transaction commits; tests/workspaces/test_celery_redis.py
+    # runs them through a real Redis broker and worker instead.
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backends(settings: Any, tmp_path: Path) -> Iterator[None]:
+    settings.MOLECULE_LOCAL_ROOT = tmp_path / "local-workspaces"
+    backends.reset()
+    yield
+    backends.reset()
+
+
+@pytest.fixture
+def recording(settings: Any) -> dict[str, Any]:
+    """Every backend replaced by an in-memory recorder, keyed by backend name."""
+    from tests.fakes import RECORDING
+
+    settings.MOLECULE_BACKEND_CLASSES = {**settings.MOLECULE_BACKEND_CLASSES, **RECORDING}
+    settings.MOLECULE_BACKENDS = ["local", "docker", "controlplane"]
+    backends.reset()
+    found = {name: backends.get(name) for name in RECORDING}
+    for backend in found.values():
+        backend.reset()
+    return found
+
+
+def kill_local_agents(root: Path) -> None:
+    """Kill every agent process group recorded under a local backend root."""
+    for record in root.glob("*/instance.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = json.loads(record.read_text())["pid"]
+            os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def local_fleet(settings: Any, live_server: Any, tmp_path: Path) -> Iterator[Path]:
+    """The real local backend, agents calling back to a live server, fast heartbeats."""
+    root = tmp_path / "local-workspaces"
+    settings.MOLECULE_BACKENDS = ["local"]
+    settings.MOLECULE_LOCAL_ROOT = root
+    settings.MOLECULE_REGISTRY_URL = live_server.url
+    settings.MOLECULE_HEARTBEAT_INTERVAL = 0.5
+    backends.reset()
+    yield root
+    kill_local_agents(root)
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 20, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def org(db: None) -> Org:
+    return Org.objects.create(slug="acme", name="Acme Research")
+
+
+@pytest.fixture
+def other_org(db: None) -> Org:
+    return Org.objects.create(slug="globex", name="Globex")
+
+
+def make_member(org: Org, username: str, role: str) -> User:
+    user = User.objects.create_user(username, password="pw-" + username)
+    OrgMembership.objects.create(org=org, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(org: Org) -> User:
+    return make_member(org, "olivia", OrgMembership.Role.OWNER)
+
+
+@pytest.fixture
+def viewer(org: Org) -> User:
+    return make_member(org, "victor", OrgMembership.Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_org: Org) -> User:
+    return make_member(other_org, "oscar", OrgMembership.Role.OWNER)
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return User.objects.create_superuser("root", "root@localhost", "pw-root")

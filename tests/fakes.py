@@ -1,0 +1,85 @@
+"""A recording backend for tests that exercise dispatch without starting real agents.
+
+It keeps every call in memory, like Django's locmem e-mail backend. It stands in for real
+backends only where a test is about dispatch's behaviour around a backend (routing, fallbacks,
+retries, serialization); the real backends have their own tests against real processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import ClassVar
+
+from workspaces.backends.base import Backend, BackendError, Instance, InstanceSpec
+
+_ids = itertools.count(1)
+
+
+class RecordingBackend(Backend):
+    name = "recording"
+    capabilities: ClassVar[dict] = {}
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.running: dict[str, InstanceSpec] = {}
+        self.specs: list[InstanceSpec] = []
+        self.fail_next: BackendError | None = None
+        self.lock = threading.Lock()
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        with self.lock:
+            self._maybe_fail()
+            instance_id = f"rec-{next(_ids)}"
+            self.calls.append(("start", spec.workspace_id))
+            self.running[instance_id] = spec
+            self.specs.append(spec)
+            return Instance(instance_id, f"http://127.0.0.1:1/{instance_id}", {"n": instance_id})
+
+    def stop(self, instance: Instance) -> None:
+        with self.lock:
+            self._maybe_fail()
+            self.calls.append(("stop", instance.instance_id))
+            self.running.pop(instance.instance_id, None)
+
+    def is_running(self, instance: Instance) -> bool:
+        return instance.instance_id in self.running
+
+    def console(self, instance: Instance, *, tail: int = 200) -> str:
+        return f"console of {instance.instance_id}"
+
+    def remove_storage(self, instance: Instance) -> None:
+        self.calls.append(("remove_storage", instance.instance_id))
+
+    def list_instances(self) -> list[str]:
+        return list(self.running)
+
+    def workspaces_running(self) -> list[str]:
+        return [spec.workspace_id for spec in self.running.values()]
+
+
+class LocalRecording(RecordingBackend):
+    name = "local"
+
+
+class DockerRecording(RecordingBackend):
+    name = "docker"
+
+
+class ControlplaneRecording(RecordingBackend):
+    name = "controlplane"
+
+
+RECORDING = {
+    "local": "tests.fakes.LocalRecording",
+    "docker": "tests.fakes.DockerRecording",
+    "controlplane": "tests.fakes.ControlplaneRecording",
+}
