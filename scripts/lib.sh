@@ -1,0 +1,28 @@
+# Shared by scripts/run and scripts/test. Sourced, not executed.
+
+# uv, installed with the project's Python (3.13 through .python-version) when it is missing.
+# Called as "python3 -m uv" so a pyenv shim that was never rehashed does not matter.
+uv() {
+  if ! python3 -m uv --version >/dev/null 2>&1; then
+    echo "Installing uv with $(python3 --version)…" >&2
+    python3 -m pip install --quiet --disable-pip-version-check uv >&2
+  fi
+  python3 -m uv "$@"
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Install the Debian packages named in $@ that are missing (dpkg-query tells).
+apt_ensure() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "Installing Debian packages: ${missing[*]}" >&2
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
