@@ -67,6 +67,8 @@ def _celery_eager() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_backends(settings: Any, tmp_path: Path) -> Iterator[None]:
+    # The default hasher is slow on purpose; every user fixture hashes a password.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MOLECULE_LOCAL_ROOT = tmp_path / "local-workspaces"
     backends.reset()
     yield

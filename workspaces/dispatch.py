@@ -49,6 +49,7 @@ from workspaces.models import (
 from workspaces.tiers import tier_settings
 
 __all__ = [
+    "InvalidRequest",
     "RetryLater",
     "TransitionRefused",
     "console",
@@ -69,6 +70,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CONSOLE_TAIL_IN_EVENTS = 20
+
+
+class InvalidRequest(ValueError):
+    """A verb's arguments do not make sense (e.g. a parent in another org); nothing was written."""
 
 
 class RetryLater(Exception):
@@ -205,8 +210,13 @@ def create_workspace(
 
     Routing: the workspace is recorded on its org's current backend, for good. No backend of that
     name configured: the row is created and marked failed with the reason. Not idempotent: each
-    call creates a new workspace.
+    call creates a new workspace. A parent from another org raises ``InvalidRequest``.
     """
+    if parent is not None and parent.org_id != org.pk:
+        raise InvalidRequest(
+            f"The parent workspace {parent.name!r} belongs to another org; "
+            "a team lives inside one org."
+        )
     with transaction.atomic():
         workspace = Workspace(
             org=org,

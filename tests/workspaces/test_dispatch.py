@@ -435,3 +435,12 @@ def test_the_orphan_sweep_stops_unowned_instances_after_the_grace_period(
         event_type=EventType.ORPHAN_REMOVED, payload__instance_id=stray.instance_id
     ).exists()
     assert not OrphanSuspect.objects.exists()
+
+
+def test_a_parent_from_another_org_is_refused_before_anything_is_written(
+    org, other_org, recording
+):
+    stranger = Workspace.objects.create(org=other_org, name="Lead", backend="local")
+    with pytest.raises(dispatch.InvalidRequest, match="belongs to another org"):
+        dispatch.create_workspace(org=org, name="Dev", parent=stranger, actor="test")
+    assert not Workspace.objects.filter(org=org).exists()

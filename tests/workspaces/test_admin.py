@@ -1,0 +1,356 @@
+"""The admin as an adapter: its actions and its add form go through dispatch, never around it.
+
+Actions are posted the way the changelist posts them: first with ``index`` (the action bar),
+then, for destructive verbs, the confirmation form's own fields (``confirmed=yes``, no index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from orgs.models import Org, OrgMembership
+from tests.conftest import make_member
+from workspaces import dispatch
+from workspaces.lifecycle import TransitionRefused
+from workspaces.models import EventType, Status, StructureEvent, Workspace
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:workspaces_workspace_changelist"
+MakeWorkspace = Callable[..., Workspace]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_agents(recording: dict[str, Any]) -> None:
+    """Every test here uses the recording backends; none starts a real agent."""
+
+
+@pytest.fixture
+def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
+    """A workspace brought to ``status`` the way the fleet would get there, through dispatch."""
+
+    def make(org: Org, status: str = Status.ONLINE, *, name: str = "PM") -> Workspace:
+        with django_capture_on_commit_callbacks(execute=True):
+            workspace = dispatch.create_workspace(org=org, name=name, actor="test")
+        if status != Status.PROVISIONING:
+            # Registering is the agent's part; here it is enough that it happened.
+            Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
+        verb = {Status.OFFLINE: "stop", Status.PAUSED: "pause", Status.REMOVED: "delete"}
+        if status in verb:
+            with django_capture_on_commit_callbacks(execute=True):
+                dispatch.VERBS[verb[status]](workspace_id=workspace.pk, actor="test")
+        workspace.refresh_from_db()
+        assert workspace.status == status
+        return workspace
+
+    return make
+
+
+@pytest.fixture
+def admin_client(superuser: User) -> Client:
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+def run_action(client: Client, action: str, workspaces: list[Workspace], **extra: str) -> Any:
+    """Post an action from the changelist's action bar."""
+    return client.post(
+        reverse(CHANGELIST),
+        {"action": action, "index": "0", "_selected_action": [str(w.pk) for w in workspaces]},
+        **extra,
+    )
+
+
+def confirm_action(client: Client, action: str, workspaces: list[Workspace]) -> Any:
+    """Post what the confirmation page's form posts."""
+    return client.post(
+        reverse(CHANGELIST),
+        {
+            "action": action,
+            "confirmed": "yes",
+            "_selected_action": [str(w.pk) for w in workspaces],
+        },
+    )
+
+
+def status_of(workspace: Workspace) -> str:
+    return Workspace.objects.values_list("status", flat=True).get(pk=workspace.pk)
+
+
+def event_count(workspace: Workspace) -> int:
+    return StructureEvent.objects.filter(workspace=workspace).count()
+
+
+def latest_event(workspace: Workspace) -> StructureEvent:
+    return StructureEvent.objects.filter(workspace=workspace).order_by("-id").first()
+
+
+def messages_of(response: Any) -> list[tuple[str, str]]:
+    return [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
+
+
+# --- the changelist -----------------------------------------------------------------------------
+
+
+def test_the_workspace_changelist_lists_the_workspaces(
+    org: Org, other_org: Org, admin_client: Client, make_workspace: MakeWorkspace
+) -> None:
+    make_workspace(org, name="AcmeLead")
+    make_workspace(other_org, name="GlobexLead")
+    response = admin_client.get(reverse(CHANGELIST))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "AcmeLead" in content
+    assert "GlobexLead" in content
+
+
+def test_the_stock_bulk_delete_action_is_not_offered(
+    org: Org, admin_client: Client, make_workspace: MakeWorkspace
+) -> None:
+    # It would hard-delete rows behind dispatch's back.
+    make_workspace(org)
+    content = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert 'value="delete_action"' in content
+    assert 'value="delete_selected"' not in content
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+# action, the state it starts from, the state it ends in, the event it writes.
+ACTION_CASES = [
+    ("provision", Status.OFFLINE, Status.PROVISIONING, EventType.WORKSPACE_PROVISIONING),
+    ("resume", Status.PAUSED, Status.PROVISIONING, EventType.WORKSPACE_PROVISIONING),
+    ("stop", Status.ONLINE, Status.OFFLINE, EventType.WORKSPACE_OFFLINE),
+    ("restart", Status.ONLINE, Status.PROVISIONING, EventType.WORKSPACE_PROVISIONING),
+    ("pause", Status.ONLINE, Status.PAUSED, EventType.WORKSPACE_PAUSED),
+    ("delete", Status.ONLINE, Status.REMOVED, EventType.WORKSPACE_REMOVED),
+]
+IMMEDIATE = [case for case in ACTION_CASES if case[0] not in dispatch.DESTRUCTIVE_VERBS]
+CONFIRMED = [case for case in ACTION_CASES if case[0] in dispatch.DESTRUCTIVE_VERBS]
+
+
+def test_the_cases_cover_every_verb_once() -> None:
+    # Guards the split below: a verb added to dispatch must be added to the admin's tests.
+    assert sorted(case[0] for case in ACTION_CASES) == sorted(dispatch.VERBS)
+    assert {case[0] for case in CONFIRMED} == {"restart", "stop", "pause", "delete"}
+
+
+@pytest.mark.parametrize(("verb", "start", "end", "event_type"), IMMEDIATE)
+def test_a_non_destructive_action_acts_at_once_through_dispatch(
+    org: Org,
+    admin_client: Client,
+    make_workspace: MakeWorkspace,
+    verb: str,
+    start: str,
+    end: str,
+    event_type: str,
+) -> None:
+    workspace = make_workspace(org, start)
+    before = event_count(workspace)
+    response = run_action(admin_client, f"{verb}_action", [workspace])
+    assert response.status_code == 302
+    assert status_of(workspace) == end
+    assert event_count(workspace) == before + 1
+    event = latest_event(workspace)
+    assert (event.event_type, event.actor, event.payload["cause"]) == (
+        event_type,
+        "user:root",
+        verb,
+    )
+    assert messages_of(response) == [("info", f"{verb.capitalize()}: PM.")]
+
+
+@pytest.mark.parametrize(("verb", "start", "end", "event_type"), CONFIRMED)
+def test_a_destructive_action_first_asks_for_confirmation_and_changes_nothing(
+    org: Org,
+    admin_client: Client,
+    make_workspace: MakeWorkspace,
+    verb: str,
+    start: str,
+    end: str,
+    event_type: str,
+) -> None:
+    workspace = make_workspace(org, start)
+    before = event_count(workspace)
+    response = run_action(admin_client, f"{verb}_action", [workspace])
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert f"{verb.capitalize()} 1 workspace(s)?" in content
+    assert 'name="confirmed" value="yes"' in content
+    assert f'name="action" value="{verb}_action"' in content
+    assert f'name="_selected_action" value="{workspace.pk}"' in content
+    assert status_of(workspace) == start
+    assert event_count(workspace) == before
+
+
+@pytest.mark.parametrize(("verb", "start", "end", "event_type"), CONFIRMED)
+def test_a_destructive_action_acts_once_confirmed(
+    org: Org,
+    admin_client: Client,
+    make_workspace: MakeWorkspace,
+    verb: str,
+    start: str,
+    end: str,
+    event_type: str,
+) -> None:
+    workspace = make_workspace(org, start)
+    before = event_count(workspace)
+    response = confirm_action(admin_client, f"{verb}_action", [workspace])
+    assert response.status_code == 302
+    assert status_of(workspace) == end
+    assert event_count(workspace) == before + 1
+    event = latest_event(workspace)
+    assert (event.event_type, event.actor, event.payload["cause"]) == (
+        event_type,
+        "user:root",
+        verb,
+    )
+    assert messages_of(response) == [("info", f"{verb.capitalize()}: PM.")]
+
+
+def test_a_confirmed_stop_stops_the_instance_on_its_backend(
+    org: Org,
+    admin_client: Client,
+    make_workspace: MakeWorkspace,
+    recording: dict[str, Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    workspace = make_workspace(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm_action(admin_client, "stop_action", [workspace])
+    assert recording["local"].calls[-1] == ("stop", workspace.instance_id)
+
+
+def test_an_action_reports_per_workspace_a_refusal_by_name_and_moves_the_others(
+    org: Org, admin_client: Client, make_workspace: MakeWorkspace
+) -> None:
+    running = make_workspace(org, Status.ONLINE, name="Runner")
+    resting = make_workspace(org, Status.PAUSED, name="Sleeper")
+    resting_events = event_count(resting)
+    response = confirm_action(admin_client, "stop_action", [running, resting])
+    refusal = str(TransitionRefused(workspace_name="Sleeper", cause="stop", current="paused"))
+    assert messages_of(response) == [("error", refusal), ("info", "Stop: Runner.")]
+    assert "'Sleeper'" in refusal
+    assert status_of(running) == Status.OFFLINE
+    assert status_of(resting) == Status.PAUSED
+    assert event_count(resting) == resting_events
+
+
+def test_an_action_where_every_workspace_is_refused_reports_no_success(
+    org: Org, admin_client: Client, make_workspace: MakeWorkspace
+) -> None:
+    workspace = make_workspace(org, Status.ONLINE)
+    response = run_action(admin_client, "resume_action", [workspace])
+    assert [level for level, _ in messages_of(response)] == ["error"]
+    assert status_of(workspace) == Status.ONLINE
+
+
+def test_a_staff_viewer_cannot_stop_a_workspace_from_the_admin(
+    org: Org, make_workspace: MakeWorkspace
+) -> None:
+    staff = make_member(org, "stella", OrgMembership.Role.VIEWER)
+    staff.is_staff = True
+    staff.save()
+    staff.user_permissions.add(Permission.objects.get(codename="view_workspace"))
+    workspace = make_workspace(org)
+    client = Client()
+    client.force_login(staff)
+    confirm_action(client, "stop_action", [workspace])
+    assert status_of(workspace) == Status.ONLINE
+
+
+# --- the add form -------------------------------------------------------------------------------
+
+
+def test_the_add_form_creates_and_provisions_through_dispatch(
+    org: Org,
+    admin_client: Client,
+    recording: dict[str, Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    form = {
+        "org": str(org.pk),
+        "name": "Scout",
+        "role": "Analyst",
+        "tier": "1",
+        "runtime": "langgraph",
+        "parent": "",
+        "spec": "{}",
+        "workspace_dir": "",
+        "_save": "Save",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:workspaces_workspace_add"), form)
+    assert response.status_code == 302
+    workspace = Workspace.objects.get(name="Scout")
+    assert (workspace.org, workspace.tier, workspace.backend) == (org, 1, org.backend)
+    assert workspace.status == Status.PROVISIONING
+    create = StructureEvent.objects.get(
+        workspace=workspace,
+        event_type=EventType.WORKSPACE_PROVISIONING,
+        payload__cause="create",
+    )
+    assert create.actor == "user:root"
+    assert recording["local"].calls == [("start", str(workspace.pk))]
+    # The form's own (never saved) instance must not have become a second row.
+    assert Workspace.objects.count() == 1
+
+
+# --- the event log is read-only -----------------------------------------------------------------
+
+
+@pytest.fixture
+def event(org: Org, make_workspace: MakeWorkspace) -> StructureEvent:
+    return latest_event(make_workspace(org))
+
+
+def test_the_event_log_lists_events(admin_client: Client, event: StructureEvent) -> None:
+    response = admin_client.get(reverse("admin:workspaces_structureevent_changelist"))
+    assert response.status_code == 200
+    assert event.event_type in response.content.decode()
+
+
+def test_the_event_log_has_no_add_page(admin_client: Client, event: StructureEvent) -> None:
+    response = admin_client.get(reverse("admin:workspaces_structureevent_add"))
+    assert response.status_code == 403
+
+
+def test_an_event_is_shown_without_a_save_button(
+    admin_client: Client, event: StructureEvent
+) -> None:
+    response = admin_client.get(reverse("admin:workspaces_structureevent_change", args=[event.pk]))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert event.actor in content
+    assert 'name="_save"' not in content
+
+
+def test_an_event_cannot_be_changed_by_posting(admin_client: Client, event: StructureEvent) -> None:
+    response = admin_client.post(
+        reverse("admin:workspaces_structureevent_change", args=[event.pk]),
+        {"event_type": EventType.WORKSPACE_REMOVED, "actor": "forger", "payload": "{}"},
+    )
+    assert response.status_code == 403
+    event.refresh_from_db()
+    assert event.actor == "test"
+
+
+def test_an_event_cannot_be_deleted(admin_client: Client, event: StructureEvent) -> None:
+    url = reverse("admin:workspaces_structureevent_delete", args=[event.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    assert StructureEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_the_event_log_offers_no_bulk_delete(admin_client: Client, event: StructureEvent) -> None:
+    content = admin_client.get(
+        reverse("admin:workspaces_structureevent_changelist")
+    ).content.decode()
+    assert 'value="delete_selected"' not in content
