@@ -353,8 +353,9 @@ def _spec(workspace: Workspace, token: str) -> InstanceSpec:
 
 
 def _forget_instance(workspace: Workspace) -> None:
-    workspace.instance_id, workspace.url, workspace.backend_state = "", "", {}
-    workspace.save(update_fields=["instance_id", "url", "backend_state", "updated_at"])
+    # backend_state stays: it still locates the instance's storage for a later delete.
+    workspace.instance_id, workspace.url = "", ""
+    workspace.save(update_fields=["instance_id", "url", "updated_at"])
 
 
 def _console_tail(backend: Backend, instance: Instance | None) -> str:

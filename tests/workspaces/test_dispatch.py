@@ -437,9 +437,7 @@ def test_the_orphan_sweep_stops_unowned_instances_after_the_grace_period(
     assert not OrphanSuspect.objects.exists()
 
 
-def test_a_parent_from_another_org_is_refused_before_anything_is_written(
-    org, other_org, recording
-):
+def test_a_parent_from_another_org_is_refused_before_anything_is_written(org, other_org, recording):
     stranger = Workspace.objects.create(org=other_org, name="Lead", backend="local")
     with pytest.raises(dispatch.InvalidRequest, match="belongs to another org"):
         dispatch.create_workspace(org=org, name="Dev", parent=stranger, actor="test")

@@ -213,20 +213,30 @@ class LocalBackend(Backend):
         if identity is None:
             return
         pid, ticks = identity
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for member in _group_members(pid, ticks):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(member, sig)
-            if _wait_gone(pid, ticks, STOP_GRACE_SECONDS):
-                break
-        else:
-            raise BackendError(
-                f"The agent's process group {pid} survived SIGKILL; look for it with ps -g {pid}."
-            )
+        current = _proc_stat(pid)
+        # Linux does not reuse a pid while any member of its group lives, so a pid now held by
+        # a process that started at another time means our whole group is gone.
+        if current is None or current[2] == ticks:
+            self._signal_group(pid, ticks)
         for record in self.root.glob("*/instance.json"):
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(record.read_text())["instance_id"] == instance.instance_id:
                     record.unlink()
+
+    @staticmethod
+    def _signal_group(pid: int, ticks: int) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for member in _group_members(pid, ticks):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, sig)
+                    if sig == signal.SIGTERM:
+                        # A stopped (SIGSTOP) process only acts on SIGTERM once continued.
+                        os.kill(member, signal.SIGCONT)
+            if _wait_gone(pid, ticks, STOP_GRACE_SECONDS):
+                return
+        raise BackendError(
+            f"The agent's process group {pid} survived SIGKILL; look for it with ps -g {pid}."
+        )
 
     def is_running(self, instance: Instance) -> bool:
         identity = self._identify(instance)

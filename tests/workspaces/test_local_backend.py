@@ -1,0 +1,379 @@
+"""The local backend on its own: real agent processes, checked from the outside through /proc.
+
+These call ``LocalBackend`` directly with an ``InstanceSpec``, the way dispatch does, but without
+a console: the agents are pointed at a closed port and just keep retrying to register, which is
+all a backend-level test needs of them. tests/workspaces/test_local_fleet.py runs the same backend
+through dispatch with a live console.
+
+The helpers at the top read /proc themselves rather than reuse the backend's own, so a mistake
+there cannot hide itself; the fleet and Celery tests import them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import wait_for
+from workspaces.backends import Instance, InstanceSpec
+from workspaces.backends.local import LocalBackend
+from workspaces.tiers import MiB, tier_settings
+
+# Nothing listens on the discard port: the agent logs "console unreachable" and retries.
+CLOSED_REGISTRY = "http://127.0.0.1:9"
+
+
+# --- /proc helpers (shared with the fleet and Celery tests) --------------------------------------
+
+
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks), or None when there is no such pid."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[2]), int(fields[19])
+
+
+def is_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """A live process (zombies are dead: only their exit status is left to collect)."""
+    stat = proc_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):
+        return False
+    return start_ticks is None or stat[2] == start_ticks
+
+
+def live_pids() -> list[int]:
+    return [
+        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and is_alive(int(p.name))
+    ]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid``."""
+    return [pid for pid in live_pids() if (stat := proc_stat(pid)) and stat[1] == pgid]
+
+
+def environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
+
+
+def processes_under(root: Path) -> list[int]:
+    """Live processes started by a local backend rooted at ``root`` (their HOME is inside it).
+
+    Agents and their sidecars inherit that environment, so this finds a sidecar too.
+    """
+    prefix = f"{root}/"
+    return [pid for pid in live_pids() if environ(pid).get("HOME", "").startswith(prefix)]
+
+
+def agent_pids(root: Path, workspace_id: str) -> list[int]:
+    """Live processes under ``root`` that run as the agent of ``workspace_id``."""
+    return [
+        pid
+        for pid in processes_under(root)
+        if environ(pid).get("MOLECULE_WORKSPACE_ID") == str(workspace_id)
+    ]
+
+
+def kill_all_under(root: Path) -> None:
+    for pid in processes_under(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def health(url: str) -> int | None:
+    """Status code of the agent's /health, or None while nothing answers.
+
+    ``trust_env=False``: a proxy from the environment must never carry a loopback request.
+    """
+    try:
+        return httpx.get(f"{url}/health", timeout=2, trust_env=False).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def address_space_limit(pid: int) -> str:
+    """The soft RLIMIT_AS of a process as /proc shows it ("unlimited" or bytes)."""
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    match = re.search(r"^Max address space\s+(\S+)\s+(\S+)", limits, re.MULTILINE)
+    assert match, limits
+    return match.group(1)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+def make_spec(
+    *, tier: int = 2, env: dict[str, str] | None = None, workspace_dir: str = ""
+) -> InstanceSpec:
+    workspace_id = str(uuid.uuid4())
+    return InstanceSpec(
+        workspace_id=workspace_id,
+        name="probe",
+        org_slug="acme",
+        runtime="langgraph",
+        tier=tier_settings(tier),
+        generation=1,
+        env={
+            "MOLECULE_WORKSPACE_ID": workspace_id,
+            "MOLECULE_WORKSPACE_TOKEN": "not-a-real-token",
+            "MOLECULE_WORKSPACE_NAME": "probe",
+            "MOLECULE_ORG": "acme",
+            "MOLECULE_RUNTIME": "langgraph",
+            "MOLECULE_TIER": str(tier),
+            "MOLECULE_REGISTRY_URL": CLOSED_REGISTRY,
+            "MOLECULE_HEARTBEAT_INTERVAL": "1",
+            **(env or {}),
+        },
+        workspace_dir=workspace_dir,
+    )
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "root"
+    yield folder
+    # Whatever a failing test left running (agents, sidecars) goes with it.
+    kill_all_under(folder)
+
+
+@pytest.fixture
+def backend(root: Path) -> LocalBackend:
+    return LocalBackend(root)
+
+
+def pid_and_ticks(instance: Instance) -> tuple[int, int]:
+    return instance.state["pid"], instance.state["start_ticks"]
+
+
+# --- start ------------------------------------------------------------------------------------
+
+
+def test_start_runs_the_agent_in_its_own_process_group_and_directory(backend, root):
+    spec = make_spec()
+    instance = backend.start(spec)
+    pid, ticks = pid_and_ticks(instance)
+
+    assert instance.instance_id == f"local:{pid}:{ticks}"
+    assert is_alive(pid, ticks)
+    # Its own group (so stop can take the whole group), not the test runner's.
+    assert os.getpgid(pid) == pid != os.getpgid(0)
+    home = root / spec.workspace_id
+    assert Path(f"/proc/{pid}/cwd").resolve() == (home / "workspace").resolve()
+    assert environ(pid)["HOME"] == str(home)
+    assert (home / "instance.json").exists()
+    # The agent listens on loopback only, on the port the instance url names.
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", instance.url)
+    assert wait_for(lambda: health(instance.url) == 200, timeout=20)
+    assert backend.is_running(instance)
+
+
+def test_two_workspaces_get_separate_directories_and_ports(backend, root):
+    first, second = backend.start(make_spec()), backend.start(make_spec())
+    assert first.state["dir"] != second.state["dir"]
+    assert first.url != second.url
+    wait_for(lambda: health(first.url) == 200 and health(second.url) == 200, timeout=20)
+
+
+# --- stop -------------------------------------------------------------------------------------
+
+
+def test_stop_kills_the_whole_process_group_including_a_sidecar(backend, root):
+    instance = backend.start(make_spec(env={"MOLECULE_AGENT_SIDECAR": "sleep 300"}))
+    pid, _ = pid_and_ticks(instance)
+    members = wait_for(lambda: len(group_members(pid)) == 2 and group_members(pid), timeout=20)
+    (sidecar,) = set(members) - {pid}
+    assert Path(f"/proc/{sidecar}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"300"]
+
+    backend.stop(instance)
+
+    assert group_members(pid) == []
+    assert not is_alive(sidecar)
+    assert processes_under(root) == []
+    assert not (Path(instance.state["dir"]) / "instance.json").exists()
+
+
+def test_stop_is_idempotent(backend):
+    instance = backend.start(make_spec())
+    backend.stop(instance)
+    backend.stop(instance)  # a second stop is quiet
+    assert not backend.is_running(instance)
+
+
+def test_stopping_an_instance_whose_process_already_died_is_quiet(backend):
+    instance = backend.start(make_spec())
+    pid, ticks = pid_and_ticks(instance)
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: not backend.is_running(instance), timeout=10)
+    backend.stop(instance)
+    assert not is_alive(pid, ticks)
+    assert not backend.is_running(instance)
+
+
+def test_a_stateless_instance_as_the_orphan_sweep_has_can_be_stopped(backend, root):
+    instance = backend.start(make_spec(env={"MOLECULE_AGENT_SIDECAR": "sleep 300"}))
+    pid, _ = pid_and_ticks(instance)
+    wait_for(lambda: len(group_members(pid)) == 2, timeout=20)
+    bare = Instance(instance.instance_id)  # no url, no state: only what list_instances gives
+
+    assert backend.is_running(bare)
+    backend.stop(bare)
+
+    assert group_members(pid) == []
+    assert not backend.is_running(bare)
+    assert backend.list_instances() == []
+
+
+def test_an_instance_id_the_backend_did_not_make_is_left_alone(backend):
+    instance = backend.start(make_spec())
+    for foreign in (Instance("docker:0123456789ab"), Instance(""), Instance("local:x:y")):
+        assert not backend.is_running(foreign)
+        backend.stop(foreign)  # nothing to identify: a no-op, not an error
+    assert backend.is_running(instance)
+
+
+# --- is_running -------------------------------------------------------------------------------
+
+
+def test_a_killed_agent_is_not_running(backend):
+    instance = backend.start(make_spec())
+    pid, _ = pid_and_ticks(instance)
+    assert backend.is_running(instance)
+    os.kill(pid, signal.SIGKILL)
+    # A SIGKILLed child is a zombie until reaped; it must not count as running.
+    wait_for(lambda: not backend.is_running(instance), timeout=10)
+    assert backend.list_instances() == []
+
+
+def test_a_recycled_pid_is_not_taken_for_the_agent(backend):
+    # Another process now holds the pid (here: a newer agent, which leads its own group too);
+    # the stale record is recognisable by its start time.
+    instance = backend.start(make_spec())
+    pid, ticks = pid_and_ticks(instance)
+    for stale_ticks in (ticks - 100, ticks + 100):
+        stale = Instance(
+            f"local:{pid}:{stale_ticks}", state={"pid": pid, "start_ticks": stale_ticks}
+        )
+        assert not backend.is_running(stale)
+        assert not backend.is_running(Instance(stale.instance_id))
+    assert backend.is_running(instance)
+
+
+def test_stopping_a_stale_record_does_not_signal_the_process_that_recycled_its_pid(backend):
+    # The realistic stale record: the old process started earlier than whoever has its pid now.
+    newer = backend.start(make_spec())
+    pid, ticks = pid_and_ticks(newer)
+    stale = Instance(f"local:{pid}:{ticks - 100}", state={"pid": pid, "start_ticks": ticks - 100})
+
+    backend.stop(stale)
+
+    assert is_alive(pid, ticks), "the newer process that reuses the pid was killed"
+
+
+# --- tier limits ------------------------------------------------------------------------------
+
+
+def test_t2_is_limited_to_512_mib_of_address_space_and_one_cpu(backend):
+    instance = backend.start(make_spec(tier=2))
+    pid, _ = pid_and_ticks(instance)
+    assert address_space_limit(pid) == str(512 * MiB)
+    assert len(os.sched_getaffinity(pid)) == 1
+    # Limited, yet it runs: the agent fits in the box.
+    wait_for(lambda: health(instance.url) == 200, timeout=20)
+
+
+def test_t3_has_no_address_space_limit_and_every_cpu(backend):
+    instance = backend.start(make_spec(tier=3))
+    pid, _ = pid_and_ticks(instance)
+    assert address_space_limit(pid) == "unlimited"
+    assert os.sched_getaffinity(pid) == os.sched_getaffinity(0)
+
+
+def test_t1_gets_no_workspace_directory_while_t2_does(backend, root):
+    sandboxed, standard = backend.start(make_spec(tier=1)), backend.start(make_spec(tier=2))
+    sandboxed_pid, standard_pid = sandboxed.state["pid"], standard.state["pid"]
+
+    assert "MOLECULE_WORKSPACE_DIR" not in environ(sandboxed_pid)
+    assert not (Path(sandboxed.state["dir"]) / "workspace").exists()
+    assert (
+        Path(f"/proc/{sandboxed_pid}/cwd").resolve()
+        == (Path(sandboxed.state["dir"]) / "tmp").resolve()
+    )
+    assert address_space_limit(sandboxed_pid) == str(512 * MiB)
+
+    workspace_dir = Path(environ(standard_pid)["MOLECULE_WORKSPACE_DIR"])
+    assert workspace_dir == Path(standard.state["dir"]) / "workspace"
+    assert workspace_dir.is_dir()
+
+
+# --- console, storage, listing ----------------------------------------------------------------
+
+
+def test_console_has_the_boot_header_and_the_agents_output(backend):
+    spec = make_spec()
+    instance = backend.start(spec)
+    text = wait_for(
+        lambda: "console unreachable" in (out := backend.console(instance)) and out, timeout=20
+    )
+    lines = text.splitlines()
+    assert "molecule: starting agent (generation 1, T2 standard, runtime langgraph)" in lines[0]
+    assert instance.url in lines[0]
+    assert any(f"workspace {spec.workspace_id} serving on" in line for line in lines)
+    assert len(backend.console(instance, tail=1).splitlines()) == 1
+
+
+def test_console_of_an_instance_with_no_directory_is_empty(backend):
+    assert backend.console(Instance("local:1:1")) == ""
+
+
+def test_remove_storage_deletes_the_workspace_directory(backend, root):
+    spec = make_spec()
+    instance = backend.start(spec)
+    (Path(environ(instance.state["pid"])["MOLECULE_WORKSPACE_DIR"]) / "notes.txt").write_text("x")
+    backend.stop(instance)
+
+    backend.remove_storage(instance)
+    backend.remove_storage(instance)  # idempotent
+
+    assert not (root / spec.workspace_id).exists()
+
+
+def test_remove_storage_keeps_an_operator_provided_workspace_dir(backend, root, tmp_path):
+    operator_dir = tmp_path / "srv-acme"
+    operator_dir.mkdir()
+    (operator_dir / "notes.txt").write_text("the operator's data")
+    spec = make_spec(workspace_dir=str(operator_dir))
+    instance = backend.start(spec)
+    pid = instance.state["pid"]
+    assert environ(pid)["MOLECULE_WORKSPACE_DIR"] == str(operator_dir)
+    assert Path(f"/proc/{pid}/cwd").resolve() == operator_dir.resolve()
+    backend.stop(instance)
+
+    backend.remove_storage(instance)
+
+    assert not (root / spec.workspace_id).exists()
+    assert (operator_dir / "notes.txt").read_text() == "the operator's data"
+
+
+def test_list_instances_lists_running_instances_only(backend):
+    stopped, killed, running = (backend.start(make_spec()) for _ in range(3))
+    backend.stop(stopped)
+    os.killpg(killed.state["pid"], signal.SIGKILL)
+    wait_for(lambda: not backend.is_running(killed), timeout=10)
+
+    assert backend.list_instances() == [running.instance_id]
