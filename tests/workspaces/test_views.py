@@ -555,3 +555,18 @@ def test_the_create_form_refuses_an_unknown_tier(org: Org, owner: User, tier: An
 
 def test_the_create_url_does_not_answer_get(org: Org, owner: User) -> None:
     assert login(owner).get(reverse("workspace-create")).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "never"), (5, "5 s ago"), (119, "119 s ago"), (600, "10 min ago"), (10800, "3 h ago")],
+)
+def test_heartbeat_ages_are_shown_in_seconds_when_recent(seconds, shown):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspaces.templatetags.console import ago
+
+    moment = None if seconds is None else timezone.now() - timedelta(seconds=seconds)
+    assert ago(moment) == shown
