@@ -1,0 +1,85 @@
+"""THE lifecycle service: the only package that talks to workspace backends.
+
+Views, admin actions, management commands, the JSON API, Celery tasks, org import and team
+expand/collapse call the verbs here; nothing else imports ``workspaces.backends`` (pinned by
+import-linter and tests/test_architecture.py). That rule exists because of the incident in
+SEED.txt: handlers that called one backend directly silently skipped work on the other.
+
+How every verb works:
+
+1. lock the workspace row (and its descendants, in id order, for cascading verbs);
+2. check the transition against ``lifecycle.TRANSITIONS`` (refused → ``TransitionRefused``);
+3. write the structure event and update the row, bumping ``generation``;
+4. on commit, enqueue ``tasks.reconcile_workspace(id, generation)``.
+
+Modules: ``verbs`` (what operators call), ``reconcile`` (the backend side of every verb),
+``sweeps`` (what beat runs), ``core`` (locks and transitions they share).
+
+The task calls :func:`reconcile`, which makes the backend match the row: with the row locked it
+stops whatever instance is recorded and, if the row wants one, starts a new one. A task whose
+generation is no longer the row's does nothing, so racing verbs on one workspace never leave two
+instances; different workspaces never wait on each other.
+
+Routing: a new workspace takes its org's backend; every later verb uses the backend recorded on
+the row, never a guess from what happens to be configured. With no such backend configured,
+provision marks the workspace failed with the reason, and stop/pause/delete are recorded no-ops.
+"""
+
+from __future__ import annotations
+
+from workspaces.dispatch.core import InvalidRequest, RetryLater, VerbResult
+from workspaces.dispatch.reconcile import reconcile
+from workspaces.dispatch.sweeps import (
+    health_sweep,
+    liveness_sweep,
+    orphan_sweep,
+    provision_timeout_sweep,
+)
+from workspaces.dispatch.verbs import (
+    console,
+    create_workspace,
+    delete,
+    has_backend,
+    pause,
+    provision,
+    restart,
+    resume,
+    stop,
+)
+from workspaces.lifecycle import TransitionRefused
+
+__all__ = [
+    "DESTRUCTIVE_VERBS",
+    "VERBS",
+    "InvalidRequest",
+    "RetryLater",
+    "TransitionRefused",
+    "VerbResult",
+    "console",
+    "create_workspace",
+    "delete",
+    "has_backend",
+    "health_sweep",
+    "liveness_sweep",
+    "orphan_sweep",
+    "pause",
+    "provision",
+    "provision_timeout_sweep",
+    "reconcile",
+    "restart",
+    "resume",
+    "stop",
+]
+
+# Adapters (pages, admin, commands, API) look verbs up here by name rather than each keeping a
+# copy of the list. Values are the functions above; all take (workspace_id=, actor=).
+VERBS = {
+    "provision": provision,
+    "restart": restart,
+    "stop": stop,
+    "pause": pause,
+    "resume": resume,
+    "delete": delete,
+}
+# Verbs that interrupt a running agent: pages ask for confirmation first.
+DESTRUCTIVE_VERBS = frozenset({"restart", "stop", "pause", "delete"})

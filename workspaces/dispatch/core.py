@@ -1,0 +1,116 @@
+"""What every part of dispatch shares: errors, row locks, and moving a row along a transition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from workspaces import backends, lifecycle
+from workspaces.backends import Backend, BackendError, Instance
+from workspaces.models import Status, StructureEvent, Workspace
+
+CONSOLE_TAIL_IN_EVENTS = 20
+
+
+class InvalidRequest(ValueError):
+    """A verb's arguments do not make sense (e.g. a parent in another org); nothing was written."""
+
+
+class RetryLater(Exception):
+    """A transient backend failure; the task retries with backoff."""
+
+
+@dataclass(frozen=True)
+class VerbResult:
+    """What a cascading verb did: the workspace asked for, and every row it moved."""
+
+    workspace: Workspace
+    moved: list[Workspace]
+
+
+def no_backend_reason(name: str) -> str:
+    return (
+        f"No {name!r} backend is configured on this console (MOLECULE_BACKENDS="
+        f"{','.join(backends.enabled()) or 'none'}); the workspace was not touched there."
+    )
+
+
+def recorded_instance(workspace: Workspace) -> Instance | None:
+    if not workspace.instance_id:
+        return None
+    return Instance(workspace.instance_id, workspace.url, dict(workspace.backend_state))
+
+
+def enqueue(workspace: Workspace) -> None:
+    # Imported here because tasks imports this module: the task module is the Celery API and
+    # this module is the service it calls.
+    from workspaces import tasks
+
+    workspace_id, generation = str(workspace.id), workspace.generation
+    transaction.on_commit(lambda: tasks.reconcile_workspace.delay(workspace_id, generation))
+
+
+def move(
+    workspace: Workspace, cause: str, *, actor: str, payload: dict[str, Any] | None = None
+) -> StructureEvent:
+    """Apply a transition that changes what should be running, and queue the backend call."""
+    transition = lifecycle.check(workspace, cause)
+    workspace.generation += 1
+    fields = ["generation"]
+    if transition.target not in lifecycle.WANTS_INSTANCE:
+        # A stopped workspace's agent must not be able to report in any more.
+        workspace.token_hash = ""
+        fields.append("token_hash")
+    event = lifecycle.apply(workspace, cause, actor=actor, payload=payload, update_fields=fields)
+    backend = backends.get(workspace.backend)
+    if backend is None and transition.target == Status.PROVISIONING:
+        # Never leave a workspace in provisioning when nothing will ever start it.
+        return lifecycle.apply(
+            workspace,
+            "provision_failed",
+            actor=actor,
+            payload={"error": no_backend_reason(workspace.backend)},
+        )
+    if backend is not None:
+        enqueue(workspace)
+    return event
+
+
+def no_backend_note(workspace: Workspace) -> dict[str, Any]:
+    if backends.get(workspace.backend) is None:
+        return {"backend_call": "skipped", "reason": no_backend_reason(workspace.backend)}
+    return {}
+
+
+def locked(workspace_id: Any) -> Workspace:
+    return Workspace.objects.select_for_update().select_related("org").get(pk=workspace_id)
+
+
+def locked_tree(workspace_id: Any) -> tuple[Workspace, list[Workspace]]:
+    """Lock a workspace and all its descendants; returns (root, descendants in tree order)."""
+    root = locked(workspace_id)
+    ids, frontier = [], [root.pk]
+    while frontier:
+        frontier = list(
+            Workspace.objects.filter(parent_id__in=frontier)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        ids.extend(frontier)
+    # One query, id order: two cascades over overlapping trees lock in the same order.
+    rows = {
+        ws.pk: ws
+        for ws in Workspace.objects.select_for_update().select_related("org").filter(pk__in=ids)
+    }
+    return root, [rows[pk] for pk in ids]
+
+
+def console_tail(backend: Backend, instance: Instance | None) -> str:
+    if instance is None:
+        return ""
+    try:
+        return backend.console(instance, tail=CONSOLE_TAIL_IN_EVENTS)
+    except BackendError:
+        return ""

@@ -1,0 +1,227 @@
+"""The sweeps Celery beat runs: liveness, provision timeout, health and orphans."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from workspaces import backends
+from workspaces.backends import BackendError, Instance
+from workspaces.dispatch.core import console_tail, locked, move, recorded_instance
+from workspaces.models import (
+    EventType,
+    OrphanSuspect,
+    Status,
+    StructureEvent,
+    SweepState,
+    Workspace,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _crash_looping(workspace: Workspace) -> bool:
+    since = timezone.now() - timedelta(seconds=settings.MOLECULE_CRASH_LOOP_WINDOW)
+    restarts = StructureEvent.objects.filter(
+        workspace=workspace,
+        event_type=EventType.WORKSPACE_PROVISIONING,
+        payload__cause="auto_restart",
+        created_at__gte=since,
+    ).count()
+    return restarts >= settings.MOLECULE_CRASH_LOOP_LIMIT
+
+
+def _offline_then_restart(workspace: Workspace, cause: str, *, actor: str, reason: str) -> None:
+    move(workspace, cause, actor=actor, payload={"reason": reason})
+    if _crash_looping(workspace):
+        StructureEvent.objects.create(
+            event_type=EventType.WORKSPACE_OFFLINE,
+            workspace=workspace,
+            org_id=workspace.org_id,
+            actor=actor,
+            payload={
+                "reason": f"not restarted: {settings.MOLECULE_CRASH_LOOP_LIMIT} automatic "
+                f"restarts within {settings.MOLECULE_CRASH_LOOP_WINDOW:g}s; restart it by hand",
+                "cause": "crash_loop",
+            },
+        )
+        return
+    move(workspace, "auto_restart", actor=actor, payload={"reason": reason})
+
+
+def _watching_long_enough(name: str, *, needed: float, gap: float) -> bool:
+    """Record a sweep run; True once runs came without a gap longer than ``gap`` for ``needed``s.
+
+    While the console or its beat was down nobody received heartbeats, so every agent looks
+    silent; judging them right after a restart would restart the whole fleet.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        state = SweepState.objects.select_for_update().filter(name=name).first()
+        if state is None:
+            state = SweepState(name=name, last_run_at=now, watching_since=now)
+        elif (now - state.last_run_at).total_seconds() > gap:
+            state.watching_since = now
+        state.last_run_at = now
+        state.save()
+    return (now - state.watching_since).total_seconds() >= needed
+
+
+def liveness_sweep() -> list[str]:
+    """Online/degraded workspaces silent past the liveness timeout → offline → auto-restart.
+
+    Skipped until the sweep itself has run without a gap for a whole timeout (see
+    ``_watching_long_enough``), so a console outage does not restart every workspace.
+    """
+    timeout = settings.MOLECULE_LIVENESS_TIMEOUT
+    gap = max(3 * settings.MOLECULE_LIVENESS_SWEEP_INTERVAL, timeout / 2)
+    if not _watching_long_enough("liveness", needed=timeout, gap=gap):
+        return []
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    candidates = Workspace.objects.filter(
+        status__in=[Status.ONLINE, Status.DEGRADED], last_heartbeat_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    swept = []
+    for workspace_id in candidates:
+        with transaction.atomic():
+            workspace = locked(workspace_id)
+            stale = workspace.last_heartbeat_at and workspace.last_heartbeat_at < cutoff
+            if workspace.status not in (Status.ONLINE, Status.DEGRADED) or not stale:
+                continue  # a heartbeat or a verb got there first
+            silent = (timezone.now() - workspace.last_heartbeat_at).total_seconds()
+            _offline_then_restart(
+                workspace,
+                "heartbeat_lost",
+                actor="system:liveness",
+                reason=f"no heartbeat for {silent:.0f}s "
+                f"(timeout {settings.MOLECULE_LIVENESS_TIMEOUT:g}s)",
+            )
+            swept.append(str(workspace_id))
+    return swept
+
+
+def provision_timeout_sweep() -> list[str]:
+    """Provisioning workspaces that never registered within the timeout → failed."""
+    timeout = settings.MOLECULE_PROVISION_TIMEOUT
+    cutoff = timezone.now() - timedelta(seconds=timeout)
+    candidates = Workspace.objects.filter(
+        status=Status.PROVISIONING, status_changed_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    failed = []
+    for workspace_id in candidates:
+        with transaction.atomic():
+            workspace = locked(workspace_id)
+            if workspace.status != Status.PROVISIONING or workspace.status_changed_at >= cutoff:
+                continue
+            backend = backends.get(workspace.backend)
+            tail = console_tail(backend, recorded_instance(workspace)) if backend else ""
+            move(
+                workspace,
+                "provision_failed",
+                actor="system:provision-timeout",
+                payload={"error": f"no registration within {timeout:g}s", "console": tail},
+            )
+            failed.append(str(workspace_id))
+    return failed
+
+
+def health_sweep() -> list[str]:
+    """Ask each backend whether recorded instances still run; act on the ones that do not.
+
+    Online/degraded → offline → auto-restart. Provisioning → failed (the agent died before it
+    registered; restarting it would only loop). The probe runs without locks; the row is then
+    locked and re-checked, so a verb that changed it meanwhile wins.
+    """
+    rows = Workspace.objects.filter(
+        status__in=[Status.PROVISIONING, Status.ONLINE, Status.DEGRADED]
+    ).exclude(instance_id="")
+    acted = []
+    for workspace in rows:
+        backend = backends.get(workspace.backend)
+        instance = recorded_instance(workspace)
+        if backend is None or instance is None:
+            continue
+        try:
+            if backend.is_running(instance):
+                continue
+        except BackendError as error:
+            log.warning("health probe of %s failed: %s", workspace.pk, error.message)
+            continue
+        with transaction.atomic():
+            current = locked(workspace.pk)
+            if (current.generation, current.instance_id) != (
+                workspace.generation,
+                workspace.instance_id,
+            ):
+                continue
+            if current.status == Status.PROVISIONING:
+                move(
+                    current,
+                    "provision_failed",
+                    actor="system:health",
+                    payload={
+                        "error": "the instance exited before the agent registered",
+                        "console": console_tail(backend, instance),
+                    },
+                )
+            elif current.status in (Status.ONLINE, Status.DEGRADED):
+                _offline_then_restart(
+                    current,
+                    "instance_lost",
+                    actor="system:health",
+                    reason=f"the {current.backend} backend reports the instance is not running",
+                )
+            else:
+                continue
+            acted.append(str(workspace.pk))
+    return acted
+
+
+def orphan_sweep() -> list[str]:
+    """Stop instances that no live workspace owns, once they stayed unowned past a grace period.
+
+    The grace period covers an instance whose start has not committed yet. Storage is kept: an
+    orphan's data is the operator's to delete. Each stop writes an ORPHAN_REMOVED event.
+    """
+    grace = timedelta(seconds=settings.MOLECULE_ORPHAN_GRACE)
+    now = timezone.now()
+    removed = []
+    for name in backends.enabled():
+        backend = backends.get(name)
+        assert backend is not None
+        try:
+            running = set(backend.list_instances())
+        except BackendError as error:
+            log.warning("orphan sweep: cannot list %s instances: %s", name, error.message)
+            continue
+        owned = set(
+            Workspace.objects.filter(backend=name, instance_id__in=running)
+            .exclude(status=Status.REMOVED)
+            .values_list("instance_id", flat=True)
+        )
+        unowned = running - owned
+        OrphanSuspect.objects.filter(backend=name).exclude(instance_id__in=unowned).delete()
+        for instance_id in sorted(unowned):
+            suspect, _ = OrphanSuspect.objects.get_or_create(
+                backend=name, instance_id=instance_id, defaults={"first_seen_at": now}
+            )
+            if now - suspect.first_seen_at < grace:
+                continue
+            try:
+                backend.stop(Instance(instance_id))
+            except BackendError as error:
+                log.warning("orphan sweep: cannot stop %s: %s", instance_id, error.message)
+                continue
+            with transaction.atomic():
+                StructureEvent.objects.create(
+                    event_type=EventType.ORPHAN_REMOVED,
+                    actor="system:orphan-sweep",
+                    payload={"backend": name, "instance_id": instance_id},
+                )
+                suspect.delete()
+            removed.append(instance_id)
+    return removed
