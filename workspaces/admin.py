@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 
 from orgs.access import actable_orgs, actor, can_act, visible_orgs
 from workspaces import dispatch
-from workspaces.lifecycle import TransitionRefused
+from workspaces.lifecycle import Refused
 from workspaces.models import OrphanSuspect, StructureEvent, Workspace
 
 LIFECYCLE_FIELDS = (
@@ -66,7 +66,7 @@ def _run_verb(
             continue
         try:
             dispatch.VERBS[verb](workspace_id=workspace.pk, actor=actor(request.user))
-        except TransitionRefused as refused:
+        except Refused as refused:
             modeladmin.message_user(request, str(refused), messages.ERROR)
         else:
             done.append(workspace.name)

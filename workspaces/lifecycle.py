@@ -118,12 +118,16 @@ TRANSITIONS: dict[str, Transition] = {
 WANTS_INSTANCE = {S.PROVISIONING, S.ONLINE, S.DEGRADED}
 
 
-class TransitionRefused(Exception):
-    """A verb that the state machine does not allow from the workspace's current state.
+class Refused(Exception):
+    """A verb that conflicts with the workspace's current state; nothing was changed.
 
     Adapters turn it into their own clear refusal: HTTP 409, an admin error message, a
     CommandError. Its message is written for the operator.
     """
+
+
+class TransitionRefused(Refused):
+    """A verb that the state machine does not allow from the workspace's current state."""
 
     def __init__(self, *, workspace_name: str, cause: str, current: str) -> None:
         transition = TRANSITIONS[cause]

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from orgs.access import actable_orgs, actor, can_act, check_write
 from workspaces import dispatch, selectors
 from workspaces.forms import NewWorkspaceForm
-from workspaces.lifecycle import TRANSITIONS, TransitionRefused
+from workspaces.lifecycle import TRANSITIONS, Refused
 from workspaces.models import Status
 
 
@@ -90,7 +90,7 @@ def workspace_verb(request: HttpRequest, workspace_id: str, verb: str) -> HttpRe
         return render(request, "workspaces/confirm.html", {"workspace": workspace, "verb": verb})
     try:
         dispatch.VERBS[verb](workspace_id=workspace.pk, actor=actor(request.user))
-    except TransitionRefused as refused:
+    except Refused as refused:
         messages.error(request, str(refused))
         if request.htmx:
             response = _state_partial(request, workspace.pk)

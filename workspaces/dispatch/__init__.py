@@ -12,8 +12,9 @@ How every verb works:
 3. write the structure event and update the row, bumping ``generation``;
 4. on commit, enqueue ``tasks.reconcile_workspace(id, generation)``.
 
-Modules: ``verbs`` (what operators call), ``reconcile`` (the backend side of every verb),
-``sweeps`` (what beat runs), ``core`` (locks and transitions they share).
+Modules: ``verbs`` (what operators call), ``teams`` (expand, collapse, move), ``reconcile``
+(the backend side of every verb), ``sweeps`` (what beat runs), ``core`` (locks and transitions
+they share).
 
 The task calls :func:`reconcile`, which makes the backend match the row: with the row locked it
 stops whatever instance is recorded and, if the row wants one, starts a new one. A task whose
@@ -35,6 +36,7 @@ from workspaces.dispatch.sweeps import (
     orphan_sweep,
     provision_timeout_sweep,
 )
+from workspaces.dispatch.teams import collapse_team, expand_team, move_workspace
 from workspaces.dispatch.verbs import (
     console,
     create_workspace,
@@ -46,21 +48,25 @@ from workspaces.dispatch.verbs import (
     resume,
     stop,
 )
-from workspaces.lifecycle import TransitionRefused
+from workspaces.lifecycle import Refused, TransitionRefused
 
 __all__ = [
     "DESTRUCTIVE_VERBS",
     "VERBS",
     "InvalidRequest",
+    "Refused",
     "RetryLater",
     "TransitionRefused",
     "VerbResult",
+    "collapse_team",
     "console",
     "create_workspace",
     "delete",
+    "expand_team",
     "has_backend",
     "health_sweep",
     "liveness_sweep",
+    "move_workspace",
     "orphan_sweep",
     "pause",
     "provision",

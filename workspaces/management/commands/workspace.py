@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orgs.models import Org
 from workspaces import dispatch
-from workspaces.lifecycle import TransitionRefused
+from workspaces.lifecycle import Refused
 from workspaces.models import Status, Workspace
 from workspaces.selectors import workspace_as_dict
 from workspaces.tiers import is_known_tier
@@ -136,7 +136,7 @@ class Command(BaseCommand):
         target = find_workspace(workspace, org=org)
         try:
             result = dispatch.VERBS[verb](workspace_id=target.pk, actor=cli_actor())
-        except TransitionRefused as refused:
+        except Refused as refused:
             raise CommandError(str(refused)) from None
         moved = getattr(result, "moved", [result])
         names = ", ".join(f"{ws.name} → {ws.status}" for ws in moved)

@@ -1,0 +1,143 @@
+"""Team verbs: expand a lead into its team, collapse it, move a workspace to another parent.
+
+Every child is created and provisioned with ``create_workspace`` and every removal goes through
+the delete transition, so teams get routing, events and the backend calls like any verb.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from orgs.models import Team
+from workspaces import teamspec
+from workspaces.dispatch.core import InvalidRequest, VerbResult, locked, locked_tree, move
+from workspaces.dispatch.verbs import create_workspace
+from workspaces.lifecycle import Refused
+from workspaces.models import EventType, Status, StructureEvent, Workspace
+
+
+def _event(workspace: Workspace, event_type: EventType, actor: str, payload: dict) -> None:
+    StructureEvent.objects.create(
+        event_type=event_type,
+        workspace=workspace,
+        org_id=workspace.org_id,
+        actor=actor,
+        payload=payload,
+    )
+
+
+def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
+    """Create the lead's children from its ``spec["children"]`` and provision each one.
+
+    Routing: each child goes to the org's backend, like any new workspace. Children of children
+    stay in each child's spec, to be expanded in turn (teams nest). Refused when the lead is
+    paused or removed, or already has live children (collapse first); ``InvalidRequest`` when the
+    spec has no valid children. Writes WORKSPACE_EXPANDED with the child ids.
+    """
+    with transaction.atomic():
+        lead = locked(workspace_id)
+        if lead.status in (Status.PAUSED, Status.REMOVED):
+            raise Refused(f"Cannot expand workspace {lead.name!r}: it is {lead.status}.")
+        live = lead.children.exclude(status=Status.REMOVED).count()
+        if live:
+            raise Refused(
+                f"Cannot expand workspace {lead.name!r}: it already leads {live} live "
+                "workspace(s); collapse the team first."
+            )
+        children = (lead.spec or {}).get("children") or []
+        if not children:
+            raise InvalidRequest(f"Workspace {lead.name!r} has no children in its team spec.")
+        if problems := teamspec.children_problems(children):
+            listing = "; ".join(f"{path}: {message}" for path, message in problems)
+            raise InvalidRequest(f"The team spec of {lead.name!r} is invalid: {listing}")
+        created = [
+            create_workspace(
+                org=lead.org,
+                parent=lead,
+                actor=actor,
+                **teamspec.creation_fields(node, defaults={"runtime": lead.runtime}),
+            )
+            for node in children
+        ]
+        Team.objects.get_or_create(
+            lead=lead, defaults={"org": lead.org, "name": f"{lead.name} team"}
+        )
+        _event(
+            lead,
+            EventType.WORKSPACE_EXPANDED,
+            actor,
+            {"children": [str(c.pk) for c in created], "names": [c.name for c in created]},
+        )
+        return VerbResult(lead, created)
+
+
+def collapse_team(*, workspace_id: Any, actor: str) -> VerbResult:
+    """Stop and remove every descendant of the lead (through the delete transition).
+
+    The lead itself keeps running, with its spec, so it can be expanded again. Refused when it
+    has no live descendants. Writes WORKSPACE_COLLAPSED with the removed ids.
+    """
+    with transaction.atomic():
+        lead, descendants = locked_tree(workspace_id)
+        removed = [ws for ws in descendants if ws.status != Status.REMOVED]
+        if not removed:
+            raise Refused(f"Cannot collapse workspace {lead.name!r}: it leads no live workspace.")
+        for workspace in removed:
+            move(workspace, "delete", actor=actor, payload={"cascaded_from": str(lead.pk)})
+        Team.objects.filter(lead__in=[lead, *descendants]).delete()
+        _event(
+            lead,
+            EventType.WORKSPACE_COLLAPSED,
+            actor,
+            {"children": [str(w.pk) for w in removed], "names": [w.name for w in removed]},
+        )
+        return VerbResult(lead, removed)
+
+
+def move_workspace(*, workspace_id: Any, parent_id: Any | None, actor: str) -> Workspace:
+    """Give a workspace a new parent (or none); its subtree moves with it.
+
+    No backend call: where a workspace sits in the tree does not change where it runs.
+    ``InvalidRequest`` for another org's parent or a move under itself or its own descendant
+    (a cycle); refused for removed workspaces. Moving to the current parent changes nothing and
+    writes nothing. Writes WORKSPACE_MOVED with the old and new parent.
+    """
+    with transaction.atomic():
+        workspace, descendants = locked_tree(workspace_id)
+        parent = locked(parent_id) if parent_id is not None else None
+        if workspace.status == Status.REMOVED:
+            raise Refused(f"Cannot move workspace {workspace.name!r}: it is removed.")
+        if parent is not None:
+            if parent.org_id != workspace.org_id:
+                raise InvalidRequest(
+                    f"Cannot move {workspace.name!r} under {parent.name!r}: "
+                    "a team lives in one org."
+                )
+            if parent.status == Status.REMOVED:
+                raise Refused(f"Cannot move under {parent.name!r}: it is removed.")
+            if parent.pk == workspace.pk or parent.pk in {d.pk for d in descendants}:
+                raise InvalidRequest(
+                    f"Cannot move {workspace.name!r} under {parent.name!r}: "
+                    "that would make a cycle."
+                )
+        if workspace.parent_id == (parent.pk if parent else None):
+            return workspace
+        previous = workspace.parent_id
+        workspace.parent = parent
+        workspace.save(update_fields=["parent", "updated_at"])
+        if parent is not None:
+            Team.objects.get_or_create(
+                lead=parent, defaults={"org": parent.org, "name": f"{parent.name} team"}
+            )
+        _event(
+            workspace,
+            EventType.WORKSPACE_MOVED,
+            actor,
+            {
+                "from_parent": str(previous) if previous else None,
+                "to_parent": str(parent.pk) if parent else None,
+            },
+        )
+        return workspace

@@ -1,0 +1,101 @@
+"""The shape of a team spec: the ``children`` of a lead, as org import YAML and expand use it.
+
+One node is ``{name, role?, tier?, runtime?, workspace_dir?, children?}``. Validation returns
+every problem with its path (``children[1].tier``) so org import can point at the YAML line and
+expand can refuse with a sentence; nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from workspaces.tiers import is_known_tier
+
+NODE_KEYS = {"name", "role", "tier", "runtime", "workspace_dir", "children"}
+# A workspace_dir is bind-mounted or used as a working directory: never let it be one of these.
+SYSTEM_PATHS = {
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var",
+    "/var/run",
+    "/var/lib",
+    "/var/lib/docker",
+}
+
+
+def workspace_dir_problem(value: object) -> str | None:
+    """Why ``value`` is not an acceptable workspace_dir, or None when it is."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    path = PurePosixPath(value)
+    if not path.is_absolute():
+        return "must be an absolute path"
+    if ".." in path.parts:
+        return "must not contain '..'"
+    if str(path) in SYSTEM_PATHS or any(
+        str(path).startswith(p + "/") for p in ("/proc", "/sys", "/dev", "/etc", "/boot")
+    ):
+        return f"{value} is a system path"
+    return None
+
+
+def node_problems(node: object, path: str) -> list[tuple[str, str]]:
+    """(path, message) for everything wrong with one node and its children."""
+    if not isinstance(node, dict):
+        return [(path, "must be a mapping with at least a name")]
+    problems = [(f"{path}.{key}", "unknown key") for key in node if key not in NODE_KEYS]
+    name = node.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append((f"{path}.name", "is required and must be a non-empty string"))
+    elif len(name) > 200:
+        problems.append((f"{path}.name", "is longer than 200 characters"))
+    if "tier" in node and not is_known_tier(node["tier"]):
+        problems.append((f"{path}.tier", f"unknown tier {node['tier']!r}: use 1, 2, 3 or 4"))
+    for key in ("role", "runtime"):
+        if key in node and not isinstance(node[key], str):
+            problems.append((f"{path}.{key}", "must be a string"))
+    if "workspace_dir" in node and (why := workspace_dir_problem(node["workspace_dir"])):
+        problems.append((f"{path}.workspace_dir", why))
+    problems += children_problems(node.get("children", []), f"{path}.children")
+    return problems
+
+
+def children_problems(children: object, path: str = "children") -> list[tuple[str, str]]:
+    if not isinstance(children, list):
+        return [(path, "must be a list")]
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, child in enumerate(children):
+        problems += node_problems(child, f"{path}[{index}]")
+        name = child.get("name") if isinstance(child, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(
+                    (f"{path}[{index}].name", f"duplicate name {name!r} among siblings")
+                )
+            seen.add(name)
+    return problems
+
+
+def creation_fields(node: dict[str, Any], *, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The ``create_workspace`` keyword arguments for a validated node."""
+    return {
+        "name": node["name"],
+        "role": node.get("role", ""),
+        "tier": node.get("tier", defaults.get("tier", 2)),
+        "runtime": node.get("runtime", defaults.get("runtime", "langgraph")),
+        "workspace_dir": node.get("workspace_dir", ""),
+        "spec": {"children": node.get("children", [])},
+    }
