@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+import molecule.broker  # noqa: F401  (registers the moleculefs:// transport)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "molecule.settings")
 
 app = Celery("molecule")

@@ -8,6 +8,10 @@ turns the same code into the distributed deployment described in ``compose.yaml`
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import os
 import secrets
 from pathlib import Path
 
@@ -23,19 +27,81 @@ VAR_DIR = Path(env.str("MOLECULE_VAR_DIR", default=str(BASE_DIR / "var"))).resol
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
+def _generated_once(name: str, make: str) -> str:
+    """A value kept in ``var/<name>``, written the first time it is needed.
+
+    The file appears atomically (link(2) fails if it exists), so a web process and a worker
+    starting together never end up with two different values.
+    """
+    path = VAR_DIR / name
+    if not path.exists():
+        draft = VAR_DIR / f".{name}.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(make)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 def _secret_key() -> str:
     # The embedded default must work with nothing configured, but a key that changes at every start
     # would log everybody out; so it is generated once and kept beside the SQLite file.
     if value := env.str("SECRET_KEY", default=""):
         return value
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return _generated_once("secret_key", secrets.token_urlsafe(50))
 
 
 SECRET_KEY = _secret_key()
+
+
+# --- API credentials and workspace secrets (README "API tokens, partner keys and secrets") -------
+# The break-glass bearer for the JSON API: acts on every org, logged as the actor "admin-token".
+# Empty (the default) disables it; org API tokens and partner keys are the everyday credentials.
+ADMIN_TOKEN = env.str("ADMIN_TOKEN", default="")
+if ADMIN_TOKEN and len(ADMIN_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "ADMIN_TOKEN is shorter than 32 characters; use e.g. `openssl rand -base64 32`."
+    )
+
+
+def _aes_key(name: str, value: str) -> str:
+    """``value`` if it is 32 bytes in base64 (standard or url-safe); a loud error otherwise."""
+    try:
+        raw = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 32:
+        raise ImproperlyConfigured(
+            f"{name} must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)."
+        )
+    return value
+
+
+def _secrets_encryption_key() -> str:
+    # Workspace secrets are sealed with AES-256-GCM under this key (workspaces/vault.py). Like
+    # SECRET_KEY, the embedded default generates one once into var/; set it in production and
+    # back it up: without the key every stored secret is unreadable.
+    if value := env.str("SECRETS_ENCRYPTION_KEY", default=""):
+        return _aes_key("SECRETS_ENCRYPTION_KEY", value)
+    made = base64.b64encode(secrets.token_bytes(32)).decode()
+    return _aes_key(
+        str(VAR_DIR / "secrets_encryption_key"), _generated_once("secrets_encryption_key", made)
+    )
+
+
+SECRETS_ENCRYPTION_KEY = _secrets_encryption_key()
+# Older keys that may still decrypt (never encrypt), like SECRET_KEY_FALLBACKS: set the new key
+# above, the old one here, restart, run `manage.py rotate_secrets_key`, then drop the fallback.
+SECRETS_ENCRYPTION_KEY_FALLBACKS = [
+    _aes_key("SECRETS_ENCRYPTION_KEY_FALLBACKS", key)
+    for key in env.list("SECRETS_ENCRYPTION_KEY_FALLBACKS", default=[])
+]
+
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -134,8 +200,9 @@ LOGGING = {
 
 # --- Celery -------------------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
+# moleculefs:// is kombu's filesystem transport with atomic writes (molecule/broker.py).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="moleculefs://")
+if CELERY_BROKER_URL.startswith(("moleculefs://", "filesystem://")):
     for sub in ("queue", "processed"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -185,6 +252,28 @@ MOLECULE_LOCAL_ROOT = Path(
     env.str("MOLECULE_LOCAL_ROOT", default=str(VAR_DIR / "workspaces"))
 ).resolve()
 
+# The docker backend (workspaces/backends/docker.py; README "Docker backend").
+# DOCKER_HOST as the docker CLI reads it; scripts/engine prints one for the engine it starts.
+MOLECULE_DOCKER_HOST = env.str("DOCKER_HOST", default="")
+# Built locally by scripts/agent-image; never pulled at run time.
+MOLECULE_WORKSPACE_IMAGE = env.str("MOLECULE_WORKSPACE_IMAGE", default="molecule-agent:latest")
+MOLECULE_DOCKER_NETWORK = env.str("MOLECULE_DOCKER_NETWORK", default="molecule-net")
+# Labels this console's containers, so consoles sharing an engine never take each other's
+# containers for orphans. Stable for one installation: web and workers must agree on it.
+MOLECULE_DOCKER_CONSOLE_ID = env.str(
+    "MOLECULE_DOCKER_CONSOLE_ID", default=hashlib.sha256(str(VAR_DIR).encode()).hexdigest()[:12]
+)
+# Where agents in containers reach the registry. Empty: MOLECULE_REGISTRY_URL, with a loopback
+# host replaced by "molecule-console", which each container resolves to molecule-net's gateway
+# (the console must listen there too, e.g. manage.py run --host 0.0.0.0).
+MOLECULE_DOCKER_REGISTRY_URL = env.str("MOLECULE_DOCKER_REGISTRY_URL", default="")
+# The engine's socket as mounted into T4 containers; empty: the path in DOCKER_HOST.
+MOLECULE_DOCKER_SOCKET = env.str("MOLECULE_DOCKER_SOCKET", default="")
+MOLECULE_DOCKER_STOP_TIMEOUT = _positive("MOLECULE_DOCKER_STOP_TIMEOUT", 10)
+if "docker" in MOLECULE_BACKENDS and "molecule-console" not in ALLOWED_HOSTS:
+    # The name agents in containers call the console by (see above).
+    ALLOWED_HOSTS.append("molecule-console")
+
 MOLECULE_HEARTBEAT_INTERVAL = _positive("MOLECULE_HEARTBEAT_INTERVAL", 30)
 MOLECULE_LIVENESS_TIMEOUT = _positive("MOLECULE_LIVENESS_TIMEOUT", 60)
 MOLECULE_PROVISION_TIMEOUT = _positive("MOLECULE_PROVISION_TIMEOUT", 180)
@@ -195,6 +284,30 @@ MOLECULE_CRASH_LOOP_LIMIT = env.int("MOLECULE_CRASH_LOOP_LIMIT", default=5)
 MOLECULE_CRASH_LOOP_WINDOW = _positive("MOLECULE_CRASH_LOOP_WINDOW", 600)
 MOLECULE_ORPHAN_GRACE = env.float("MOLECULE_ORPHAN_GRACE", default=120)
 MOLECULE_ORPHAN_SWEEP_INTERVAL = _positive("MOLECULE_ORPHAN_SWEEP_INTERVAL", 60)
+
+# The controlplane backend (workspaces/backends/controlplane.py, docs/controlplane-api.md).
+MOLECULE_CONTROLPLANE_URL = env.str("MOLECULE_CONTROLPLANE_URL", default="http://127.0.0.1:9100")
+# The shared secret the console sends as its bearer token; the control plane's to hand out.
+MOLECULE_CONTROLPLANE_TOKEN = env.str("MOLECULE_CONTROLPLANE_TOKEN", default="")
+# The image each VM boots; the same one as the docker backend's unless set apart.
+MOLECULE_CONTROLPLANE_IMAGE = env.str(
+    "MOLECULE_CONTROLPLANE_IMAGE",
+    default=env.str("MOLECULE_WORKSPACE_IMAGE", default="molecule-agent:latest"),
+)
+MOLECULE_CONTROLPLANE_CONNECT_TIMEOUT = _positive("MOLECULE_CONTROLPLANE_CONNECT_TIMEOUT", 5)
+MOLECULE_CONTROLPLANE_READ_TIMEOUT = _positive("MOLECULE_CONTROLPLANE_READ_TIMEOUT", 30)
+# Extra attempts after a connection error, a timeout or a 5xx; waits BACKOFF, then doubles it.
+MOLECULE_CONTROLPLANE_RETRIES = env.int("MOLECULE_CONTROLPLANE_RETRIES", default=3)
+MOLECULE_CONTROLPLANE_BACKOFF = _positive("MOLECULE_CONTROLPLANE_BACKOFF", 0.5)
+if MOLECULE_CONTROLPLANE_RETRIES < 0:
+    raise ImproperlyConfigured(
+        f"MOLECULE_CONTROLPLANE_RETRIES must be 0 or more, not {MOLECULE_CONTROLPLANE_RETRIES}."
+    )
+if "controlplane" in MOLECULE_BACKENDS and not MOLECULE_CONTROLPLANE_TOKEN:
+    raise ImproperlyConfigured(
+        "MOLECULE_BACKENDS names controlplane but MOLECULE_CONTROLPLANE_TOKEN is empty; set it "
+        "to the control plane's shared secret."
+    )
 
 CELERY_BEAT_SCHEDULE = {
     "liveness-sweep": {

@@ -13,5 +13,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("registry/register", registry.register, name="registry-register"),
     path("registry/heartbeat", registry.heartbeat, name="registry-heartbeat"),
+    path("api/v1/", include("api.urls")),
+    path("tokens/", include("orgs.token_urls")),
+    path("", include("orgs.urls")),
     path("", include("workspaces.urls")),
 ]

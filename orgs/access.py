@@ -53,5 +53,19 @@ def check_write(user: User, org_id: Any) -> None:
         raise PermissionDenied("Viewers can look but not act on this org.")
 
 
+def org_for(user: User, slug: str, *, write: bool = False) -> Org:
+    """The org called ``slug`` if the user may see it (and act on it, with ``write``).
+
+    404 for an org the user is not a member of, whether or not it exists; 403 for a viewer
+    asking to act.
+    """
+    org = visible_orgs(user).filter(slug=slug).first()
+    if org is None:
+        raise Http404("No such org.")
+    if write:
+        check_write(user, org.pk)
+    return org
+
+
 def actor(user: User) -> str:
     return f"user:{user.get_username()}"

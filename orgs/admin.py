@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from orgs import key_admin  # noqa: F401  (registers the token and partner key admins)
 from orgs.access import visible_orgs
 from orgs.models import Org, OrgMembership, Team
 
@@ -28,7 +29,8 @@ class OrgAdmin(admin.ModelAdmin):
 @admin.register(OrgMembership)
 class OrgMembershipAdmin(admin.ModelAdmin):
     list_display = ("org", "user", "role", "created_at")
-    list_filter = ("role", "org")
+    # Related-only: the stock filter would list every org, other tenants' slugs included.
+    list_filter = ("role", ("org", admin.RelatedOnlyFieldListFilter))
     autocomplete_fields = ["user"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrgMembership]:
@@ -38,7 +40,7 @@ class OrgMembershipAdmin(admin.ModelAdmin):
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     list_display = ("name", "org", "lead", "created_at")
-    list_filter = ("org",)
+    list_filter = (("org", admin.RelatedOnlyFieldListFilter),)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
         return super().get_queryset(request).filter(org__in=visible_orgs(request.user))

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Backend(models.TextChoices):
@@ -78,3 +81,90 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return f"{self.org}/{self.name}"
+
+
+class OrgApiToken(models.Model):
+    """A bearer token that acts on one org through the JSON API (DESIGN.md §9).
+
+    Only the sha256 of the token is stored; the plaintext is shown once, when it is minted
+    (orgs/tokens.py). ``prefix`` (its first 8 characters) is what people recognise it by.
+    """
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Who or what minted it: "user:<name>", "token:<prefix>", "partner:<prefix>",
+    # "admin-token", "cli:<login>", so a chain of mints can be followed after an incident.
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "org API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def status(self) -> str:
+        return _key_status(self.revoked_at, self.expires_at)
+
+
+class PartnerApiKey(models.Model):
+    """A partner's key (``mol_pk_live_`` + 32 hex) for org management through the API.
+
+    Scopes say what it may do; ``org`` (optional) binds it to one org. Only the sha256 is stored.
+    ``window_started_at`` and ``window_count`` are the per-key rate limiter's counter
+    (orgs/partner_keys.py), kept in the database so every web process counts in the same window.
+    """
+
+    class Scope(models.TextChoices):
+        ORGS_CREATE = "orgs:create"
+        ORGS_READ = "orgs:read"
+        ORGS_DELETE = "orgs:delete"
+        PROVISION_STATUS = "provision:status"
+        ADMIN_KEYS = "admin:keys"
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list, blank=True)
+    org = models.ForeignKey(
+        Org, null=True, blank=True, on_delete=models.PROTECT, related_name="partner_keys"
+    )
+    rate_limit = models.PositiveIntegerField(default=60, help_text="Requests per minute.")
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    window_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    window_count = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "partner API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rate_limit__gte=1), name="rate_limit_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def status(self) -> str:
+        return _key_status(self.revoked_at, self.expires_at)
+
+
+def _key_status(revoked_at: datetime | None, expires_at: datetime | None) -> str:
+    if revoked_at is not None:
+        return "revoked"
+    if expires_at is not None and expires_at <= timezone.now():
+        return "expired"
+    return "active"

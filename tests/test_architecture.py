@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("molecule", "orgs", "workspaces")
+PACKAGES = ("molecule", "orgs", "workspaces", "api")
 ALLOWED_PACKAGE = "workspaces/dispatch/"
 BACKEND_VERBS = {"start", "stop", "is_running", "remove_storage", "list_instances", "console"}
 # Reading which backends exist is dispatch's job (has_backend); settings defines them.

@@ -94,7 +94,8 @@ class WorkspaceAdminForm(forms.ModelForm):
 class WorkspaceAdmin(admin.ModelAdmin):
     form = WorkspaceAdminForm
     list_display = ("name", "org", "status", "tier", "backend", "last_heartbeat_at", "parent")
-    list_filter = ("status", "backend", "tier", "org")
+    # Related-only: the stock filter would list every org, other tenants' slugs included.
+    list_filter = ("status", "backend", "tier", ("org", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "role", "id", "instance_id")
     readonly_fields = LIFECYCLE_FIELDS
     fields = WorkspaceAdminForm.Meta.fields + LIFECYCLE_FIELDS
@@ -203,7 +204,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(StructureEvent)
 class StructureEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "event_type", "workspace", "org", "actor")
-    list_filter = ("event_type", "org")
+    list_filter = ("event_type", ("org", admin.RelatedOnlyFieldListFilter))
     search_fields = ("actor", "workspace__name", "workspace__id")
     date_hierarchy = "created_at"
 

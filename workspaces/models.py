@@ -34,6 +34,10 @@ class EventType(models.TextChoices):
     ORPHAN_REMOVED = "ORPHAN_REMOVED"
     ORG_CREATED = "ORG_CREATED"
     ORG_IMPORTED = "ORG_IMPORTED"
+    # The API's org delete: orgs are archived, never removed, so their history stays readable.
+    ORG_ARCHIVED = "ORG_ARCHIVED"
+    # An edit of name, role or tier (through the API); the payload holds each field's old and new.
+    WORKSPACE_UPDATED = "WORKSPACE_UPDATED"
     TOKEN_MINTED = "TOKEN_MINTED"
     TOKEN_REVOKED = "TOKEN_REVOKED"
     SECRET_SET = "SECRET_SET"
@@ -171,3 +175,44 @@ class SweepState(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkspaceSecret(models.Model):
+    """One environment variable for a workspace's agent, encrypted at rest (workspaces/vault.py).
+
+    ``value_encrypted`` is a versioned AES-256-GCM blob (``v1:<key id>:<nonce+ciphertext>``);
+    the plaintext is never stored, shown, logged or written to an event. The agent receives it
+    in its environment when it is (re)started.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="secrets")
+    key = models.CharField(max_length=128)
+    value_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="one_secret_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+# Recorded parity-check runs live in their own module; importing them here registers them.
+from workspaces.parity_models import ParityResult, ParityRun  # noqa: E402
+
+__all__ = [
+    "AppendOnlyError",
+    "EventType",
+    "OrphanSuspect",
+    "ParityResult",
+    "ParityRun",
+    "Status",
+    "StructureEvent",
+    "SweepState",
+    "Workspace",
+    "WorkspaceSecret",
+]

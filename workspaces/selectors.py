@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, QuerySet
@@ -77,6 +78,39 @@ def events_for_workspace(workspace: Workspace, *, limit: int = 50) -> list[Struc
     return list(workspace.events.all()[:limit])
 
 
+def events_for(
+    user: User,
+    *,
+    org_slug: str | None = None,
+    workspace_id: Any = None,
+    event_type: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[StructureEvent]:
+    """The event log as ``user`` may read it, newest first, narrowed by the given filters.
+
+    Members read their orgs' events. Events that belong to no org (an orphan instance the sweep
+    removed) say something about the whole console, so only superusers read those.
+    """
+    rows = StructureEvent.objects.select_related("org", "workspace")
+    if not user.is_superuser:
+        rows = rows.filter(org__in=visible_orgs(user))
+    if org_slug:
+        rows = rows.filter(org__slug=org_slug)
+    if workspace_id:
+        rows = rows.filter(workspace_id=workspace_id)
+    if event_type:
+        rows = rows.filter(event_type=event_type)
+    if actor:
+        rows = rows.filter(actor__icontains=actor)
+    if since:
+        rows = rows.filter(created_at__gte=since)
+    if until:
+        rows = rows.filter(created_at__lt=until)
+    return rows.order_by("-created_at", "-id")
+
+
 def workspace_as_dict(workspace: Workspace) -> dict[str, Any]:
     return {
         "id": str(workspace.pk),
@@ -97,4 +131,52 @@ def workspace_as_dict(workspace: Workspace) -> dict[str, Any]:
         "active_tasks": workspace.active_tasks,
         "uptime_seconds": workspace.uptime_seconds,
         "created_at": workspace.created_at.isoformat(),
+    }
+
+
+def parity_matrix(*, run_id: object = None) -> dict[str, Any]:
+    """Rows by backends: declared verdict (from the code) and the last verified result.
+
+    With ``run_id``, the results of that run (cells fill in while it runs); otherwise, per cell,
+    the newest result of any recent run.
+    """
+    from workspaces import parity
+    from workspaces.models import ParityResult, ParityRun
+
+    declared = parity.declared_matrix()
+    run = ParityRun.objects.filter(pk=run_id).first() if run_id else ParityRun.objects.first()
+    if run_id and run is not None:
+        results = list(run.results.select_related("run"))
+    else:
+        recent = ParityRun.objects.values_list("pk", flat=True)[:20]
+        results = list(
+            ParityResult.objects.filter(run__in=list(recent)).select_related("run").order_by("-id")
+        )
+    latest: dict[tuple[str, str], Any] = {}
+    for result in results:
+        latest.setdefault((result.backend, result.row), result)
+    backends = list(declared)
+    rows = [
+        {
+            "row": row,
+            "cells": [
+                {
+                    "backend": backend,
+                    "declared": declared[backend][row.id],
+                    "result": latest.get((backend, row.id)),
+                }
+                for backend in backends
+            ],
+        }
+        for row in parity.ROWS
+    ]
+    failures = [r for r in latest.values() if r.outcome != ParityResult.PASSED]
+    total = len(parity.ROWS) * len(run.backends) if run else 0
+    return {
+        "backends": backends,
+        "rows": rows,
+        "run": run,
+        "progress": {"done": run.results.count() if run else 0, "total": total},
+        "drift": [r for r in latest.values() if r.drift],
+        "failures": sorted(failures, key=lambda r: (r.backend, r.row)),
     }

@@ -2,12 +2,25 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workspaces import views
+from workspaces import parity_views, secret_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("workspaces/new/", views.workspace_create, name="workspace-create"),
+    path("parity/", parity_views.parity_matrix, name="parity"),
+    path("parity/run/", parity_views.parity_run, name="parity-run"),
     path("workspaces/<uuid:workspace_id>/", views.workspace_detail, name="workspace"),
+    # Before the verb pattern, which "secrets" would otherwise match.
+    path(
+        "workspaces/<uuid:workspace_id>/secrets/",
+        secret_views.secret_set,
+        name="workspace-secret-set",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/secrets/<str:key>/delete/",
+        secret_views.secret_delete,
+        name="workspace-secret-delete",
+    ),
     path(
         "workspaces/<uuid:workspace_id>/<slug:verb>/",
         views.workspace_verb,

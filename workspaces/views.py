@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orgs.access import actable_orgs, actor, can_act, check_write
-from workspaces import dispatch, selectors
+from workspaces import dispatch, selectors, vault
 from workspaces.forms import NewWorkspaceForm
 from workspaces.lifecycle import TRANSITIONS, Refused
 from workspaces.models import Status
@@ -68,6 +68,7 @@ def workspace_detail(request: HttpRequest, workspace_id: str) -> HttpResponse:
         "verbs": _verbs_for(workspace.status),
         "can_act": can_act(request.user, workspace.org_id),
         "children": selectors.workspaces_for(request.user).filter(parent=workspace),
+        "secrets": vault.secrets_of(workspace),
     }
     partial = request.GET.get("partial")
     if request.htmx and partial == "console":

@@ -442,3 +442,38 @@ def test_a_parent_from_another_org_is_refused_before_anything_is_written(org, ot
     with pytest.raises(dispatch.InvalidRequest, match="belongs to another org"):
         dispatch.create_workspace(org=org, name="Dev", parent=stranger, actor="test")
     assert not Workspace.objects.filter(org=org).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_verb_on_a_workspace_held_by_a_backend_call_gives_up_with_a_clear_refusal(
+    org, recording, monkeypatch
+):
+    import threading
+
+    from django.db import connection
+
+    from workspaces.dispatch import core
+
+    monkeypatch.setattr(core, "VERB_LOCK_WAIT", 0.3)
+    monkeypatch.setattr("workspaces.dispatch.verbs.VERB_LOCK_WAIT", 0.3)
+    workspace = dispatch.create_workspace(org=org, name="PM", actor="test")
+    held, release = threading.Event(), threading.Event()
+
+    def slow_backend_call() -> None:
+        with transaction.atomic():
+            Workspace.objects.select_for_update().get(pk=workspace.pk)
+            held.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=slow_backend_call)
+    holder.start()
+    try:
+        held.wait(10)
+        with pytest.raises(dispatch.Refused, match="is busy"):
+            dispatch.stop(workspace_id=workspace.pk, actor="test")
+    finally:
+        release.set()
+        holder.join()
+    assert Workspace.objects.get(pk=workspace.pk).status == Status.PROVISIONING
+    dispatch.stop(workspace_id=workspace.pk, actor="test")  # free again: it goes through

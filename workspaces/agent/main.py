@@ -36,6 +36,84 @@ WINDOW = 20
 TASK_PERIOD = 0.5
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def _cgroup_files(name_v2: str, controller: str, name_v1: str) -> list[str]:
+    """The cgroup files that may hold a limit, for cgroup v2 and v1 (hybrid hosts have both)."""
+    paths = []
+    for line in _read("/proc/self/cgroup").splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0":
+            paths.append(f"/sys/fs/cgroup{path.rstrip('/')}/{name_v2}")
+            paths.append(f"/sys/fs/cgroup/unified{path.rstrip('/')}/{name_v2}")
+        elif controller in controllers.split(","):
+            paths.append(f"/sys/fs/cgroup/{controllers}{path.rstrip('/')}/{name_v1}")
+    # Inside a container the cgroup namespace hides the path: the limit sits at the root.
+    paths += [f"/sys/fs/cgroup/{name_v2}", f"/sys/fs/cgroup/{controller}/{name_v1}"]
+    return paths
+
+
+def _memory_limit() -> int | None:
+    limits = []
+    for path in _cgroup_files("memory.max", "memory", "memory.limit_in_bytes"):
+        value = _read(path)
+        if value.isdigit() and int(value) < 1 << 60:
+            limits.append(int(value))
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(soft)
+    return min(limits) if limits else None
+
+
+def _cpu_limit() -> float:
+    limits = [float(len(os.sched_getaffinity(0)))]
+    for path in _cgroup_files("cpu.max", "cpu", "cpu.cfs_quota_us"):
+        value = _read(path)
+        if path.endswith("cpu.max") and value and not value.startswith("max"):
+            quota, period = value.split()[:2]
+            limits.append(int(quota) / int(period))
+        elif path.endswith("cpu.cfs_quota_us") and value.lstrip("-").isdigit() and int(value) > 0:
+            period = _read(path.replace("cpu.cfs_quota_us", "cpu.cfs_period_us"))
+            if period.isdigit():
+                limits.append(int(value) / int(period))
+    return min(limits)
+
+
+def _effective_capabilities() -> str:
+    # Reported raw: "privileged" means "as much as the console's host has", which only the
+    # console can judge by comparing with its own set.
+    for line in _read("/proc/self/status").splitlines():
+        if line.startswith("CapEff:"):
+            return line.split()[1]
+    return ""
+
+
+def isolation_facts(environ: dict[str, str]) -> dict[str, object]:
+    """What isolation this agent actually got, seen from inside, for the parity matrix's tier
+    checks. Reads only: nothing is written to probe writability (os.access sees read-only
+    mounts)."""
+    workspace = environ.get("MOLECULE_WORKSPACE_DIR") or "/workspace"
+    return {
+        "root_writable": os.access("/", os.W_OK),
+        "tmp_writable": os.access(environ.get("TMPDIR", "/tmp"), os.W_OK),
+        "workspace_dir": workspace if os.path.isdir(workspace) else "",
+        "memory_limit": _memory_limit(),
+        "cpu_limit": _cpu_limit(),
+        "capabilities": _effective_capabilities(),
+        "pid_namespace": os.readlink("/proc/self/ns/pid"),
+        "net_namespace": os.readlink("/proc/self/ns/net"),
+        "engine_socket": os.path.exists("/var/run/docker.sock"),
+    }
+
+
 def log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent: {message}", flush=True)
 
@@ -59,7 +137,13 @@ class Agent:
             "runtime": environ.get("MOLECULE_RUNTIME", ""),
             "tier": environ.get("MOLECULE_TIER", ""),
             "skills": ["echo"],
-            "secrets": sorted(k[len("SECRET_") :] for k in environ if k.startswith("SECRET_")),
+            # Names only, never values: which of the secrets the console injected arrived.
+            "secrets": sorted(
+                key
+                for key in environ.get("MOLECULE_SECRET_KEYS", "").split(",")
+                if key and key in environ
+            ),
+            "isolation": isolation_facts(environ),
         }
         self.started = time.monotonic()
         self.outcomes: deque[bool] = deque(maxlen=WINDOW)

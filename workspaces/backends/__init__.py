@@ -7,13 +7,41 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from workspaces.backends.base import Backend, BackendError, Instance, InstanceSpec
+from workspaces.backends.base import (
+    Backend,
+    BackendError,
+    Declared,
+    Instance,
+    InstanceSpec,
+    Verdict,
+)
 
-__all__ = ["Backend", "BackendError", "Instance", "InstanceSpec", "enabled", "get"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Declared",
+    "Instance",
+    "InstanceSpec",
+    "Verdict",
+    "capabilities",
+    "enabled",
+    "get",
+    "known",
+]
 
 
 def enabled() -> list[str]:
     return list(settings.MOLECULE_BACKENDS)
+
+
+def known() -> list[str]:
+    """Every backend this code base has, configured here or not (the parity matrix's columns)."""
+    return list(settings.MOLECULE_BACKEND_CLASSES)
+
+
+def capabilities(name: str) -> dict[str, Declared]:
+    """What a backend declares, read from its class: no connection to anything is made."""
+    return dict(import_string(settings.MOLECULE_BACKEND_CLASSES[name]).capabilities)
 
 
 def get(name: str) -> Backend | None:

@@ -20,6 +20,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from workspaces.tiers import TierSettings
@@ -30,6 +31,54 @@ class BackendError(Exception):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+
+
+class Verdict(StrEnum):
+    PARITY = "parity"
+    DIVERGENT = "divergent"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a backend declares for one feature row of the parity matrix, and why."""
+
+    verdict: Verdict
+    note: str = ""
+
+
+def parity(note: str = "") -> Declared:
+    return Declared(Verdict.PARITY, note)
+
+
+def divergent(note: str) -> Declared:
+    return Declared(Verdict.DIVERGENT, note)
+
+
+def unsupported(note: str) -> Declared:
+    return Declared(Verdict.UNSUPPORTED, note)
+
+
+# The rows every backend is expected to match exactly (ids of workspaces/parity.py ROWS).
+LIFECYCLE_ROWS = (
+    "provision",
+    "stop",
+    "restart",
+    "pause_resume",
+    "delete_storage",
+    "org_import",
+    "team",
+    "secrets",
+    "console",
+    "liveness",
+    "orphans",
+    "url",
+    "runtime_from_db",
+)
+
+
+def at_parity(*rows: str) -> dict[str, Declared]:
+    return {row: parity() for row in rows}
 
 
 @dataclass(frozen=True)
@@ -58,8 +107,9 @@ class Backend:
     """Base class: override every method. ``name`` is what workspaces record as their backend."""
 
     name: ClassVar[str] = ""
-    # Feature row -> declared verdict, filled in by each backend for the parity matrix.
-    capabilities: ClassVar[dict[str, Any]] = {}
+    # Feature row id (workspaces/parity.py ROWS) -> what this backend declares for it. The parity
+    # check runs each row's scenario and shows a declared "parity" that fails as drift.
+    capabilities: ClassVar[dict[str, Declared]] = {}
 
     def start(self, spec: InstanceSpec) -> Instance:
         """Start the agent for ``spec`` and return the new instance.
@@ -85,6 +135,13 @@ class Backend:
     def remove_storage(self, instance: Instance) -> None:
         """Delete the instance's /workspace storage. Called on delete, after stop. Idempotent."""
         raise NotImplementedError
+
+    def has_storage(self, instance: Instance) -> bool | None:
+        """Whether the instance's /workspace storage still exists (None: cannot tell).
+
+        Only the parity check asks, to verify that delete really removed the storage.
+        """
+        return None
 
     def list_instances(self) -> list[str]:
         """Instance ids of every instance this console started that still exists (orphan sweep)."""

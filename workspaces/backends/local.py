@@ -33,7 +33,16 @@ from typing import ClassVar
 
 from django.conf import settings
 
-from workspaces.backends.base import Backend, BackendError, Instance, InstanceSpec
+from workspaces.backends.base import (
+    LIFECYCLE_ROWS,
+    Backend,
+    BackendError,
+    Declared,
+    Instance,
+    InstanceSpec,
+    at_parity,
+    divergent,
+)
 
 AGENT = Path(__file__).resolve().parent.parent / "agent" / "main.py"
 STOP_GRACE_SECONDS = 5.0
@@ -97,7 +106,24 @@ def _free_port() -> int:
 
 class LocalBackend(Backend):
     name = "local"
-    capabilities: ClassVar[dict] = {}
+    capabilities: ClassVar[dict[str, Declared]] = {
+        **at_parity(*LIFECYCLE_ROWS),
+        "tier_1": divergent(
+            "A process cannot get a read-only root or namespaces of its own: memory (RLIMIT_AS) "
+            "and one CPU (affinity) are applied, /workspace is withheld, but / stays writable."
+        ),
+        "tier_2": divergent(
+            "Memory by RLIMIT_AS and one CPU by affinity, as the tier asks; but the agent shares "
+            "the host's PID and network namespaces and runs with the console's privileges."
+        ),
+        "tier_3": divergent(
+            "Host PIDs and privileges, as the tier asks, but on the host's network: a process "
+            "has no network of its own to be put on."
+        ),
+        "tier_4": divergent(
+            "Host PIDs, network and privileges, but no engine socket is handed to a process."
+        ),
+    }
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or settings.MOLECULE_LOCAL_ROOT)
@@ -258,6 +284,10 @@ class LocalBackend(Backend):
         if home:
             # An operator-provided workspace_dir is theirs: only our own directory is removed.
             shutil.rmtree(home, ignore_errors=True)
+
+    def has_storage(self, instance: Instance) -> bool | None:
+        home = instance.state.get("dir")
+        return Path(home).exists() if home else None
 
     def list_instances(self) -> list[str]:
         found = []

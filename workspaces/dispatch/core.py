@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 
 from workspaces import backends, lifecycle
 from workspaces.backends import Backend, BackendError, Instance
+from workspaces.lifecycle import Refused
 from workspaces.models import Status, StructureEvent, Workspace
 
 CONSOLE_TAIL_IN_EVENTS = 20
+# How long an operator's verb waits for a workspace row that a backend call holds.
+VERB_LOCK_WAIT = 10.0
 
 
 class InvalidRequest(ValueError):
@@ -84,13 +87,38 @@ def no_backend_note(workspace: Workspace) -> dict[str, Any]:
     return {}
 
 
-def locked(workspace_id: Any) -> Workspace:
-    return Workspace.objects.select_for_update().select_related("org").get(pk=workspace_id)
+def _give_up_after(seconds: float) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"]
+            )
 
 
-def locked_tree(workspace_id: Any) -> tuple[Workspace, list[Workspace]]:
+def locked(workspace_id: Any, *, busy_after: float | None = None) -> Workspace:
+    """The workspace row, locked until the transaction ends.
+
+    Backend calls run under this lock (that is what serializes verbs on one workspace), so an
+    operator's verb may find it held by a slow backend call; with ``busy_after`` it gives up after
+    that many seconds with a refusal that says so, instead of hanging the page or the API call.
+    """
+    if busy_after is not None:
+        _give_up_after(busy_after)
+    try:
+        return Workspace.objects.select_for_update().select_related("org").get(pk=workspace_id)
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        raise Refused(
+            "The workspace is busy: a backend call for it is still running. Try again shortly."
+        ) from error
+
+
+def locked_tree(
+    workspace_id: Any, *, busy_after: float | None = None
+) -> tuple[Workspace, list[Workspace]]:
     """Lock a workspace and all its descendants; returns (root, descendants in tree order)."""
-    root = locked(workspace_id)
+    root = locked(workspace_id, busy_after=busy_after)
     ids, frontier = [], [root.pk]
     while frontier:
         frontier = list(

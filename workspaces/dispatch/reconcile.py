@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from workspaces import backends, lifecycle, tokens
+from workspaces import backends, lifecycle, tokens, vault
 from workspaces.backends import BackendError, Instance, InstanceSpec
 from workspaces.dispatch.core import RetryLater, console_tail, locked, recorded_instance
 from workspaces.models import EventType, Status, StructureEvent, Workspace
@@ -16,7 +16,12 @@ from workspaces.tiers import tier_settings
 
 def _spec(workspace: Workspace, token: str) -> InstanceSpec:
     tier = tier_settings(workspace.tier)
+    secrets = vault.environment(workspace)
     env = {
+        # The workspace's secrets first, so the platform's own variables below always win.
+        **secrets,
+        # Their names (never values), so the agent can report which ones arrived.
+        "MOLECULE_SECRET_KEYS": ",".join(sorted(secrets)),
         "MOLECULE_WORKSPACE_ID": str(workspace.pk),
         "MOLECULE_WORKSPACE_TOKEN": token,
         "MOLECULE_WORKSPACE_NAME": workspace.name,
@@ -75,7 +80,7 @@ def reconcile(*, workspace_id: Any, generation: int, final_attempt: bool = True)
                 return "stopped" if old else "idle"
             token = tokens.mint()
             new = backend.start(_spec(workspace, token))
-        except BackendError as error:
+        except (BackendError, vault.SecretsUnreadable) as error:
             if not (error.permanent or final_attempt):
                 raise RetryLater(error.message) from error
             if wants_instance:

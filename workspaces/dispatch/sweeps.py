@@ -35,8 +35,10 @@ def _crash_looping(workspace: Workspace) -> bool:
     return restarts >= settings.MOLECULE_CRASH_LOOP_LIMIT
 
 
-def _offline_then_restart(workspace: Workspace, cause: str, *, actor: str, reason: str) -> None:
-    move(workspace, cause, actor=actor, payload={"reason": reason})
+def _offline_then_restart(
+    workspace: Workspace, cause: str, *, actor: str, reason: str, console: str = ""
+) -> None:
+    move(workspace, cause, actor=actor, payload={"reason": reason, "console": console})
     if _crash_looping(workspace):
         StructureEvent.objects.create(
             event_type=EventType.WORKSPACE_OFFLINE,
@@ -174,6 +176,8 @@ def health_sweep() -> list[str]:
                     "instance_lost",
                     actor="system:health",
                     reason=f"the {current.backend} backend reports the instance is not running",
+                    # Why it died (an out-of-memory kill, a crash) is in its last lines.
+                    console=console_tail(backend, instance),
                 )
             else:
                 continue
@@ -181,13 +185,14 @@ def health_sweep() -> list[str]:
     return acted
 
 
-def orphan_sweep() -> list[str]:
+def orphan_sweep(*, grace: float | None = None) -> list[str]:
     """Stop instances that no live workspace owns, once they stayed unowned past a grace period.
 
-    The grace period covers an instance whose start has not committed yet. Storage is kept: an
-    orphan's data is the operator's to delete. Each stop writes an ORPHAN_REMOVED event.
+    The grace period (``MOLECULE_ORPHAN_GRACE`` unless given) covers an instance whose start has
+    not committed yet. Storage is kept: an orphan's data is the operator's to delete. Each stop
+    writes an ORPHAN_REMOVED event.
     """
-    grace = timedelta(seconds=settings.MOLECULE_ORPHAN_GRACE)
+    grace = timedelta(seconds=settings.MOLECULE_ORPHAN_GRACE if grace is None else grace)
     now = timezone.now()
     removed = []
     for name in backends.enabled():

@@ -12,7 +12,14 @@ from django.db import transaction
 
 from orgs.models import Team
 from workspaces import teamspec
-from workspaces.dispatch.core import InvalidRequest, VerbResult, locked, locked_tree, move
+from workspaces.dispatch.core import (
+    VERB_LOCK_WAIT,
+    InvalidRequest,
+    VerbResult,
+    locked,
+    locked_tree,
+    move,
+)
 from workspaces.dispatch.verbs import create_workspace
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
@@ -37,7 +44,7 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
     spec has no valid children. Writes WORKSPACE_EXPANDED with the child ids.
     """
     with transaction.atomic():
-        lead = locked(workspace_id)
+        lead = locked(workspace_id, busy_after=VERB_LOCK_WAIT)
         if lead.status in (Status.PAUSED, Status.REMOVED):
             raise Refused(f"Cannot expand workspace {lead.name!r}: it is {lead.status}.")
         live = lead.children.exclude(status=Status.REMOVED).count()
@@ -80,7 +87,7 @@ def collapse_team(*, workspace_id: Any, actor: str) -> VerbResult:
     has no live descendants. Writes WORKSPACE_COLLAPSED with the removed ids.
     """
     with transaction.atomic():
-        lead, descendants = locked_tree(workspace_id)
+        lead, descendants = locked_tree(workspace_id, busy_after=VERB_LOCK_WAIT)
         removed = [ws for ws in descendants if ws.status != Status.REMOVED]
         if not removed:
             raise Refused(f"Cannot collapse workspace {lead.name!r}: it leads no live workspace.")
@@ -105,8 +112,8 @@ def move_workspace(*, workspace_id: Any, parent_id: Any | None, actor: str) -> W
     writes nothing. Writes WORKSPACE_MOVED with the old and new parent.
     """
     with transaction.atomic():
-        workspace, descendants = locked_tree(workspace_id)
-        parent = locked(parent_id) if parent_id is not None else None
+        workspace, descendants = locked_tree(workspace_id, busy_after=VERB_LOCK_WAIT)
+        parent = locked(parent_id, busy_after=VERB_LOCK_WAIT) if parent_id is not None else None
         if workspace.status == Status.REMOVED:
             raise Refused(f"Cannot move workspace {workspace.name!r}: it is removed.")
         if parent is not None:

@@ -11,6 +11,7 @@ from orgs.models import Org
 from workspaces import backends, lifecycle
 from workspaces.backends import BackendError
 from workspaces.dispatch.core import (
+    VERB_LOCK_WAIT,
     InvalidRequest,
     VerbResult,
     enqueue,
@@ -26,7 +27,7 @@ from workspaces.models import Status, Workspace
 
 def _cascade(workspace_id: Any, cause: str, *, actor: str, skip: Iterable[str] = ()) -> VerbResult:
     with transaction.atomic():
-        root, descendants = locked_tree(workspace_id)
+        root, descendants = locked_tree(workspace_id, busy_after=VERB_LOCK_WAIT)
         lifecycle.check(root, cause)  # refuse before touching any child
         moved = []
         for workspace in [root, *descendants]:
@@ -42,7 +43,7 @@ def _cascade(workspace_id: Any, cause: str, *, actor: str, skip: Iterable[str] =
 
 def _single(workspace_id: Any, cause: str, *, actor: str) -> Workspace:
     with transaction.atomic():
-        workspace = locked(workspace_id)
+        workspace = locked(workspace_id, busy_after=VERB_LOCK_WAIT)
         move(workspace, cause, actor=actor, payload=no_backend_note(workspace))
         return workspace
 

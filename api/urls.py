@@ -1,0 +1,62 @@
+"""``/api/v1/``: every endpoint, one ``route`` per URL joining its handlers by method."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from api import events, keys, orgs, workspace_secrets, workspaces
+from api.http import route
+
+WS = "orgs/<slug:slug>/workspaces/<uuid:workspace_id>"
+
+urlpatterns = [
+    path("orgs", route(GET=orgs.list_orgs, POST=orgs.create_org), name="api-orgs"),
+    path("orgs/<slug:slug>", route(GET=orgs.get_org, DELETE=orgs.delete_org), name="api-org"),
+    path(
+        "orgs/<slug:slug>/provision-status",
+        route(GET=orgs.provision_status),
+        name="api-provision-status",
+    ),
+    path(
+        "orgs/<slug:slug>/workspaces",
+        route(GET=workspaces.list_workspaces, POST=workspaces.create_workspace),
+        name="api-workspaces",
+    ),
+    path(
+        WS,
+        route(
+            GET=workspaces.get_workspace,
+            PATCH=workspaces.patch_workspace,
+            DELETE=workspaces.delete_workspace,
+        ),
+        name="api-workspace",
+    ),
+    path(f"{WS}/secrets", route(GET=workspace_secrets.list_secrets), name="api-workspace-secrets"),
+    path(
+        f"{WS}/secrets/<str:key>",
+        route(PUT=workspace_secrets.put_secret, DELETE=workspace_secrets.delete_secret),
+        name="api-workspace-secret",
+    ),
+    path(f"{WS}/<slug:verb>", route(POST=workspaces.run_verb), name="api-workspace-verb"),
+    path(
+        "orgs/<slug:slug>/tokens",
+        route(GET=keys.list_tokens, POST=keys.mint_token),
+        name="api-tokens",
+    ),
+    path(
+        "orgs/<slug:slug>/tokens/<int:token_id>",
+        route(DELETE=keys.revoke_token),
+        name="api-token",
+    ),
+    path("events", route(GET=events.list_events), name="api-events"),
+    path(
+        "partner-keys",
+        route(GET=keys.list_partner_keys, POST=keys.mint_partner_key),
+        name="api-partner-keys",
+    ),
+    path(
+        "partner-keys/<int:key_id>",
+        route(DELETE=keys.revoke_partner_key),
+        name="api-partner-key",
+    ),
+]

@@ -1,0 +1,496 @@
+"""Org import: a YAML file (DESIGN.md §12) becomes an org and its whole team tree.
+
+Everything is validated before anything is written, and every problem names its line::
+
+    line 9: workspaces[0].children[1].tier: unknown tier 9: use 1, 2, 3 or 4
+
+A bad file creates nothing. A valid one creates the org (unless imported into an existing one),
+every workspace through ``dispatch.create_workspace`` (so each is provisioned through dispatch
+when the transaction commits), a Team row for every lead, and one ORG_IMPORTED event whose payload
+lists the ids it created (the progress page reads them from there) — all in one transaction.
+
+Decisions (also in the README):
+
+- **Aliases are refused.** YAML anchors and aliases (``&a`` / ``*a``) are the only way a YAML file
+  can describe a cycle (a workspace that contains itself) or a tree far bigger than the file
+  (nested aliases). An alias that points into its own anchor is reported as a cycle; any other
+  alias is refused too, with the line of its anchor: write each workspace out. Merge keys
+  (``<<``) are refused with them.
+- **A new org, or ``into`` an existing one.** Without ``into`` the file's ``slug`` must be new
+  (a clash is an error that says how to import into that org instead). With ``into`` the tree is
+  added to that org: the file's ``name`` and ``slug`` are then optional and ignored, a ``backend``
+  in the file must match the org's, and top-level names must not clash with the org's live
+  top-level workspaces (siblings keep distinct names).
+- **required_env names values the importer must be given.** ``required_env: [OPENAI_API_KEY]``
+  means the agents need that variable: the import is refused unless a value is provided with it
+  (``env``: the command takes them from its own environment or ``--env NAME=VALUE``; the page
+  from its environment box). Each value is stored as a secret of every imported workspace
+  (``workspaces.vault``, AES-256-GCM) in the same transaction, so every agent starts with it.
+  Values never appear in events, errors or pages; the names follow the secrets' rules (no
+  ``MOLECULE_*``, no ``PATH``).
+- **The backend must be one this console runs.** An unknown name is an error; so is a known
+  backend this console is not configured for, since every workspace would fail at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import IntegrityError, transaction
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from orgs import lifecycle as org_lifecycle
+from orgs.models import Backend, Org, OrgMembership, Team
+from workspaces import dispatch, teamspec, vault
+from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.tiers import is_known_tier
+
+TOP_KEYS = {"name", "slug", "backend", "plan", "defaults", "required_env", "workspaces"}
+DEFAULT_KEYS = {"tier", "runtime"}
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Bounds that keep a pasted file from turning into a denial of service.
+MAX_BYTES = 256 * 1024
+MAX_WORKSPACES = 500
+# YAML levels (a team level is two: the node's mapping and its children list).
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file: where (line, path) and a sentence saying what."""
+
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+
+
+class InvalidOrgFile(ValueError):
+    """The file cannot be imported; ``problems`` lists every reason, in line order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class Parsed:
+    data: Any
+    # "workspaces[0].children[1].tier" -> line number (1-based) of that key or item.
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line_of(self, path: str) -> int | None:
+        # A problem's path can be deeper than anything in the file (a missing key): fall back to
+        # the closest enclosing key or item that is there.
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[: path.rindex("[")] if path.endswith("]") else path.rpartition(".")[0]
+        return self.lines.get("")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    org: Org
+    created_org: bool
+    event: StructureEvent
+    workspaces: list[Workspace]
+    teams: int
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _line(node: Node | yaml.Event | yaml.Mark) -> int:
+    mark = node if isinstance(node, yaml.Mark) else node.start_mark
+    return mark.line + 1
+
+
+def _syntax_problem(error: yaml.YAMLError) -> Problem:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    text = f"{context}, {problem}" if context else problem
+    return Problem(_line(mark) if mark else None, "", f"not valid YAML: {text}")
+
+
+def _event_problems(text: str) -> list[Problem]:
+    """Every alias in the file (those that point into their own anchor are cycles), and nesting
+    deeper than ``MAX_DEPTH``; read from the parser's events, before anything recurses."""
+    problems: list[Problem] = []
+    anchors: dict[str, int] = {}
+    open_anchors: list[str | None] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            anchor = event.anchor
+            if anchor in open_anchors:
+                message = (
+                    f"*{anchor} makes a cycle: it refers to &{anchor} (line {anchors[anchor]}), "
+                    "which contains it, so a workspace would contain itself"
+                )
+            else:
+                message = (
+                    f"YAML aliases are not allowed in an org file (*{anchor} refers to "
+                    f"&{anchor} on line {anchors.get(anchor, '?')}): write each workspace out"
+                )
+            problems.append(Problem(_line(event), "", message))
+            continue
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            anchors[event.anchor] = _line(event)
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_anchors.append(event.anchor)
+            if len(open_anchors) > MAX_DEPTH:
+                message = f"nested more than {MAX_DEPTH} levels deep"
+                return [*problems, Problem(_line(event), "", message)]
+        elif isinstance(event, yaml.CollectionEndEvent):
+            open_anchors.pop()
+    return problems
+
+
+def _index(node: Node, path: str, lines: dict[str, int], problems: list[Problem]) -> None:
+    """Record the line of every key and item, and refuse what the constructor would hide."""
+    lines.setdefault(path, _line(node))
+    if isinstance(node, MappingNode):
+        first_seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
+            child = f"{path}.{key}" if path else key
+            if key == "<<":
+                problems.append(Problem(_line(key_node), path, "merge keys (<<) are not allowed"))
+                continue
+            if key in first_seen:
+                # PyYAML would silently keep the last value; a typo'd copy must not win quietly.
+                problems.append(
+                    Problem(
+                        _line(key_node),
+                        child,
+                        f"duplicate key (already given on line {first_seen[key]})",
+                    )
+                )
+                continue
+            first_seen[key] = _line(key_node)
+            lines[child] = _line(key_node)
+            _index(value_node, child, lines, problems)
+    elif isinstance(node, SequenceNode):
+        for number, item in enumerate(node.value):
+            _index(item, f"{path}[{number}]", lines, problems)
+
+
+def parse(text: str) -> Parsed:
+    """The file's data with the line of every key; ``InvalidOrgFile`` for what is not data."""
+    if len(text.encode()) > MAX_BYTES:
+        raise InvalidOrgFile([Problem(None, "", f"the file is larger than {MAX_BYTES} bytes")])
+    try:
+        if problems := _event_problems(text):
+            raise InvalidOrgFile(problems)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise InvalidOrgFile([Problem(1, "", "the file is empty")])
+            lines: dict[str, int] = {}
+            problems = []
+            _index(node, "", lines, problems)
+            if problems:
+                raise InvalidOrgFile(problems)
+            return Parsed(loader.construct_document(node), lines)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        raise InvalidOrgFile([_syntax_problem(error)]) from None
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A validated file, ready to write."""
+
+    name: str
+    slug: str
+    backend: str
+    plan: str
+    defaults: dict[str, Any]
+    required_env: list[str]
+    workspaces: list[dict[str, Any]]
+    into: Org | None
+
+
+def _walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for node in nodes:
+        yield node
+        yield from _walk(node.get("children") or [])
+
+
+def _org_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if into is not None and into.status == Org.OrgStatus.ARCHIVED:
+        problems.append(("", f"the org {into.slug!r} is archived: it takes no new workspaces"))
+    name, slug = data.get("name"), data.get("slug")
+    if into is None or "name" in data:
+        if not isinstance(name, str) or not name.strip():
+            problems.append(("name", "is required and must be a non-empty string"))
+        elif len(name) > 200:
+            problems.append(("name", "is longer than 200 characters"))
+    if into is None or "slug" in data:
+        if not isinstance(slug, str) or not slug:
+            problems.append(("slug", "is required: the org's short name in URLs, e.g. acme"))
+        else:
+            try:
+                validate_slug(slug)
+                if len(slug) > 64:
+                    raise ValidationError("too long")
+            except ValidationError:
+                problems.append(
+                    (
+                        "slug",
+                        f"{slug!r} is not a slug: use up to 64 letters, digits, - and _",
+                    )
+                )
+            else:
+                if slug in org_lifecycle.RESERVED_SLUGS:
+                    problems.append(("slug", f"{slug!r} is reserved for a console page"))
+                elif into is None and Org.objects.filter(slug=slug).exists():
+                    problems.append(
+                        (
+                            "slug",
+                            f"an org with slug {slug!r} already exists: import into it "
+                            f"(manage.py import_org FILE --org {slug}, or choose it under "
+                            "'Into org' on the import page) or change the slug",
+                        )
+                    )
+    if "plan" in data and data["plan"] not in Org.Plan.values:
+        plans = ", ".join(Org.Plan.values)
+        problems.append(("plan", f"unknown plan {data['plan']!r}: use {plans}"))
+    return problems
+
+
+def _backend_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str]]:
+    backend = data.get("backend", into.backend if into else Backend.LOCAL)
+    if backend not in Backend.values:
+        known = ", ".join(Backend.values)
+        return [("backend", f"unknown backend {backend!r}: use {known}")]
+    if into is not None and backend != into.backend:
+        return [
+            (
+                "backend",
+                f"the org {into.slug!r} runs new workspaces on {into.backend!r}, not {backend!r}",
+            )
+        ]
+    # An unsaved Org is enough for dispatch to answer for "this org's new workspaces".
+    if not dispatch.has_backend(org=Org(backend=backend)):
+        where = "backend" if "backend" in data else ""
+        return [
+            (
+                where,
+                f"the {backend!r} backend is not configured on this console (MOLECULE_BACKENDS), "
+                "so every workspace would fail",
+            )
+        ]
+    return []
+
+
+def _defaults_problems(defaults: object) -> list[tuple[str, str]]:
+    if not isinstance(defaults, dict):
+        return [("defaults", "must be a mapping, e.g. {runtime: langgraph, tier: 2}")]
+    problems = [(f"defaults.{k}", "unknown key") for k in defaults if k not in DEFAULT_KEYS]
+    if "tier" in defaults and not is_known_tier(defaults["tier"]):
+        problems.append(("defaults.tier", f"unknown tier {defaults['tier']!r}: use 1, 2, 3 or 4"))
+    if "runtime" in defaults and not isinstance(defaults["runtime"], str):
+        problems.append(("defaults.runtime", "must be a string"))
+    return problems
+
+
+def _env_problems(required: object, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    if not isinstance(required, list):
+        return [("required_env", "must be a list of environment variable names")]
+    problems = []
+    for number, name in enumerate(required):
+        path = f"required_env[{number}]"
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            problems.append((path, f"{name!r} is not an environment variable name"))
+        elif why := vault.key_problem(name):
+            # The values become workspace secrets, so the names follow the secrets' rules.
+            problems.append((path, f"cannot name a secret: {why}"))
+        elif not env.get(name):
+            problems.append(
+                (
+                    path,
+                    f"{name} is required by this file but no value was provided "
+                    f"(the command reads it from its environment or --env {name}=VALUE; "
+                    "the page from its environment box)",
+                )
+            )
+        elif why := vault.value_problem(env[name]):
+            problems.append((path, f"the value given for {name} {why}"))
+    return problems
+
+
+def _tree_problems(nodes: object, into: Org | None) -> list[tuple[str, str]]:
+    if not isinstance(nodes, list) or not nodes:
+        return [("workspaces", "is required: a list of at least one workspace")]
+    problems = teamspec.children_problems(nodes, "workspaces")
+    if problems:
+        return problems
+    total = sum(1 for _ in _walk(nodes))
+    if total > MAX_WORKSPACES:
+        return [("workspaces", f"{total} workspaces; one import creates at most {MAX_WORKSPACES}")]
+    if into is not None:
+        taken = set(
+            into.workspaces.filter(parent=None)
+            .exclude(status=Status.REMOVED)
+            .values_list("name", flat=True)
+        )
+        problems += [
+            (
+                f"workspaces[{number}].name",
+                f"the org {into.slug!r} already has a top-level workspace {node['name']!r}",
+            )
+            for number, node in enumerate(nodes)
+            if node["name"] in taken
+        ]
+    return problems
+
+
+def validate(
+    text: str, *, into: Org | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Parsed, Plan]:
+    """Check the whole file against the rules above; ``InvalidOrgFile`` lists every problem."""
+    parsed = parse(text)
+    data = parsed.data
+    if not isinstance(data, dict):
+        raise InvalidOrgFile(
+            [Problem(1, "", "the file must be a mapping with name, slug and workspaces")]
+        )
+    found = [(str(key), "unknown key") for key in data if key not in TOP_KEYS]
+    found += _org_problems(data, into)
+    found += _backend_problems(data, into)
+    found += _defaults_problems(data.get("defaults", {}))
+    found += _env_problems(data.get("required_env", []), env or {})
+    found += _tree_problems(data.get("workspaces"), into)
+    if found:
+        raise InvalidOrgFile([Problem(parsed.line_of(path), path, msg) for path, msg in found])
+    return parsed, Plan(
+        name=data.get("name", ""),
+        slug=data.get("slug", ""),
+        backend=into.backend if into else data.get("backend", Backend.LOCAL),
+        plan=data.get("plan", Org.Plan.FREE),
+        defaults=data.get("defaults", {}),
+        required_env=data.get("required_env", []),
+        workspaces=data["workspaces"],
+        into=into,
+    )
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def import_org(
+    text: str,
+    *,
+    actor: str,
+    into: Org | None = None,
+    env: Mapping[str, str] | None = None,
+    owner: AbstractBaseUser | None = None,
+    source: str = "",
+) -> ImportResult:
+    """Validate ``text`` and create the org and its tree in one transaction.
+
+    ``into``: add the tree to this existing org instead of creating one. ``env``: values for the
+    file's ``required_env`` (checked, then stored as a secret of every imported workspace).
+    ``owner``: made the new org's owner (ignored with ``into``). ``source``: a file name for the
+    event. Raises ``InvalidOrgFile`` and writes nothing when the file is not valid.
+    Every workspace is provisioned through dispatch once the transaction commits.
+    """
+    with transaction.atomic():
+        if into is not None:
+            # Two imports into one org must not both pass the sibling-name check.
+            into = Org.objects.select_for_update().get(pk=into.pk)
+        parsed, plan = validate(text, into=into, env=env)
+        org, created_org = into, False
+        if org is None:
+            try:
+                # A savepoint: a slug taken between the check and the insert (the unique index
+                # decides) must not break the outer transaction before we can report it.
+                with transaction.atomic():
+                    org = org_lifecycle.create_org(
+                        slug=plan.slug,
+                        name=plan.name,
+                        plan=plan.plan,
+                        backend=plan.backend,
+                        actor=actor,
+                        via="import",
+                    )
+            except (IntegrityError, ValidationError):
+                message = f"an org with slug {plan.slug!r} already exists"
+                raise InvalidOrgFile([Problem(parsed.line_of("slug"), "slug", message)]) from None
+            created_org = True
+            if owner is not None and not owner.is_superuser:
+                OrgMembership.objects.create(org=org, user=owner, role=OrgMembership.Role.OWNER)
+        created: list[Workspace] = []
+        teams = _create_tree(
+            plan.workspaces,
+            org=org,
+            parent=None,
+            plan=plan,
+            env=env or {},
+            actor=actor,
+            out=created,
+        )
+        event = StructureEvent.objects.create(
+            event_type=EventType.ORG_IMPORTED,
+            org=org,
+            actor=actor,
+            payload={
+                "source": source,
+                "created_org": created_org,
+                "workspaces": [str(w.pk) for w in created],
+                "counts": {"workspaces": len(created), "teams": teams},
+                # Names only: values are secrets.
+                "required_env": list(plan.required_env),
+            },
+        )
+        return ImportResult(org, created_org, event, created, teams)
+
+
+def _create_tree(
+    nodes: list[dict[str, Any]],
+    *,
+    org: Org,
+    parent: Workspace | None,
+    plan: Plan,
+    env: Mapping[str, str],
+    actor: str,
+    out: list[Workspace],
+) -> int:
+    """Create ``nodes`` and their descendants depth-first; returns how many teams it made."""
+    teams = 0
+    for node in nodes:
+        workspace = dispatch.create_workspace(
+            org=org,
+            parent=parent,
+            actor=actor,
+            **teamspec.creation_fields(node, defaults=plan.defaults),
+        )
+        out.append(workspace)
+        for name in plan.required_env:
+            # In this transaction, so the secret is there when the agent is first started.
+            vault.set_secret(workspace_id=workspace.pk, key=name, value=env[name], actor=actor)
+        children = node.get("children") or []
+        if children:
+            Team.objects.create(org=org, lead=workspace, name=f"{workspace.name} team")
+            teams += 1 + _create_tree(
+                children, org=org, parent=workspace, plan=plan, env=env, actor=actor, out=out
+            )
+    return teams

@@ -1,0 +1,160 @@
+"""Org lifecycle for the API: create an org, archive it (the API's delete), its provision status.
+
+Decisions:
+
+- **Delete archives.** An org row is never removed: its workspaces and events keep pointing at
+  it and stay readable. Deleting sets the status to ``archived``; an archived org's API tokens
+  stop working, it takes no new workspaces, and deleting it again is "not found".
+- **Refuse while live workspaces exist, unless asked to cascade.** A delete that would silently
+  stop agents is the kind of surprise an operator does not want from one HTTP call. By default
+  it is refused (409, with the count); with ``cascade`` every live workspace is deleted through
+  ``dispatch.delete`` first (stopped, storage removed, events written), then the org archived.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import IntegrityError, transaction
+
+from orgs.models import Backend, Org
+from workspaces import dispatch
+from workspaces.lifecycle import Refused
+from workspaces.models import EventType, Status, StructureEvent, Workspace
+
+MAX_SLUG = 64
+# Slugs that name pages under /orgs/ (orgs/urls.py: /orgs/import/), never an org.
+RESERVED_SLUGS = frozenset({"import"})
+MAX_NAME = 200
+
+
+class OrgNotFound(Exception):
+    """No such org in reach (an archived org counts as not found for a second delete)."""
+
+
+def create_org(
+    *,
+    slug: object,
+    name: object,
+    actor: str,
+    plan: object = Org.Plan.FREE,
+    backend: object = Backend.LOCAL,
+    via: str = "api",
+) -> Org:
+    """Create an org; writes ORG_CREATED. ``ValidationError`` with field errors otherwise."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(slug, str) or not slug:
+        errors["slug"] = ["a slug is required"]
+    else:
+        try:
+            validate_slug(slug)
+        except ValidationError:
+            errors["slug"] = ["letters, digits, hyphens and underscores only"]
+        if len(slug) > MAX_SLUG:
+            errors["slug"] = [f"must be at most {MAX_SLUG} characters"]
+        if slug in RESERVED_SLUGS:
+            # /orgs/import/ is a page: an org by that name would have no org page.
+            errors["slug"] = [f"{slug!r} is reserved"]
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        errors["name"] = [f"a name of 1 to {MAX_NAME} characters is required"]
+    if plan not in Org.Plan.values:
+        errors["plan"] = [f"must be one of: {', '.join(Org.Plan.values)}"]
+    if backend not in Backend.values:
+        errors["backend"] = [f"must be one of: {', '.join(Backend.values)}"]
+    if errors:
+        raise ValidationError(errors)
+    assert isinstance(slug, str) and isinstance(name, str)
+    taken = ValidationError({"slug": [f"an org with slug {slug!r} already exists"]})
+    with transaction.atomic():
+        if Org.objects.filter(slug=slug).exists():
+            raise taken
+        try:
+            with transaction.atomic():
+                org = Org.objects.create(slug=slug, name=name.strip(), plan=plan, backend=backend)
+        except IntegrityError:
+            raise taken from None  # created by a concurrent request since the check above
+        StructureEvent.objects.create(
+            event_type=EventType.ORG_CREATED,
+            org=org,
+            actor=actor,
+            payload={"slug": org.slug, "name": org.name, "via": via},
+        )
+        return org
+
+
+def _live(org: Org) -> list[Workspace]:
+    return list(
+        Workspace.objects.filter(org=org).exclude(status=Status.REMOVED).order_by("created_at")
+    )
+
+
+def archive_org(*, org_id: Any, actor: str, cascade: bool = False) -> list[str]:
+    """Archive an org (the API's delete); returns the ids of the workspaces it deleted.
+
+    ``Refused`` while the org has live workspaces and ``cascade`` is false; ``OrgNotFound`` when
+    it is already archived. With ``cascade`` each live tree is deleted through dispatch (which
+    locks and cascades to descendants) in this same transaction, then the org is archived.
+    """
+    with transaction.atomic():
+        org = Org.objects.select_for_update().filter(pk=org_id).first()
+        if org is None or org.status == Org.OrgStatus.ARCHIVED:
+            raise OrgNotFound(f"No org {org_id} to delete.")
+        live = _live(org)
+        if live and not cascade:
+            raise Refused(
+                f"Cannot delete org {org.slug!r}: it has {len(live)} live workspace(s). Delete "
+                "them first, or ask for cascade=true to delete them all through dispatch."
+            )
+        deleted: list[str] = []
+        live_ids = {ws.pk for ws in live}
+        # The top of each live tree: deleting it cascades to everything below it.
+        for workspace in live:
+            if workspace.parent_id is None or workspace.parent_id not in live_ids:
+                result = dispatch.delete(workspace_id=workspace.pk, actor=actor)
+                deleted += [str(ws.pk) for ws in result.moved]
+        org.status = Org.OrgStatus.ARCHIVED
+        org.save(update_fields=["status"])
+        StructureEvent.objects.create(
+            event_type=EventType.ORG_ARCHIVED,
+            org=org,
+            actor=actor,
+            payload={"slug": org.slug, "cascade": cascade, "workspaces_deleted": deleted},
+        )
+        return deleted
+
+
+def provision_status(org: Org) -> dict[str, Any]:
+    """Where the org's workspaces are on their way up, for a partner polling after create.
+
+    ``phase``: ``archived`` (the org was deleted), ``empty`` (no live workspace),
+    ``provisioning`` (some still starting), ``failed`` (none starting, some failed), ``ready``
+    (all online), otherwise ``partial`` (e.g. some paused or offline).
+    """
+    counts = Counter(
+        Workspace.objects.filter(org=org)
+        .exclude(status=Status.REMOVED)
+        .values_list("status", flat=True)
+    )
+    total = sum(counts.values())
+    if org.status == Org.OrgStatus.ARCHIVED:
+        phase = "archived"
+    elif total == 0:
+        phase = "empty"
+    elif counts[Status.PROVISIONING]:
+        phase = "provisioning"
+    elif counts[Status.FAILED]:
+        phase = "failed"
+    elif counts[Status.ONLINE] == total:
+        phase = "ready"
+    else:
+        phase = "partial"
+    return {
+        "org": org.slug,
+        "org_status": org.status,
+        "phase": phase,
+        "workspaces": total,
+        "by_status": {s.value: counts.get(s.value, 0) for s in Status if s != Status.REMOVED},
+    }

@@ -1,0 +1,95 @@
+"""``manage.py token {mint,list,revoke}``: org API tokens from the shell (orgs/tokens.py)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from orgs import tokens
+from orgs.models import Org, OrgApiToken
+
+
+def cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _org(slug: str) -> Org:
+    try:
+        return Org.objects.get(slug=slug)
+    except Org.DoesNotExist:
+        raise CommandError(f"No org has the slug {slug!r}.") from None
+
+
+class Command(BaseCommand):
+    help = "Mint, list or revoke org API tokens. A minted token is printed once; keep it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        mint = sub.add_parser("mint", help="Mint a token and print it (only this once).")
+        mint.add_argument("--org", required=True, help="Org slug.")
+        mint.add_argument("--name", required=True, help="What or who will use it.")
+        mint.add_argument("--expires-in-days", type=int, help="Expire after this many days.")
+        listing = sub.add_parser("list", help="List tokens (prefixes and metadata, never tokens).")
+        listing.add_argument("--org", help="Only this org's tokens.")
+        listing.add_argument(
+            "--all", dest="include_revoked", action="store_true", help="Include revoked tokens."
+        )
+        listing.add_argument("--json", dest="as_json", action="store_true", help="Print JSON.")
+        revoke = sub.add_parser("revoke", help="Revoke a token now.")
+        revoke.add_argument("token", help="Token id or prefix.")
+        revoke.add_argument("--org", help="Org slug, to tell same-prefix tokens apart.")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        getattr(self, action)(**options)
+
+    def mint(self, *, org: str, name: str, expires_in_days: int | None, **_: Any) -> None:
+        if expires_in_days is not None and expires_in_days < 1:
+            raise CommandError("--expires-in-days must be 1 or more.")
+        expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+        try:
+            minted = tokens.mint(
+                org=_org(org), name=name, created_by=cli_actor(), expires_at=expires_at
+            )
+        except ValidationError as invalid:
+            raise CommandError(" ".join(invalid.messages)) from None
+        self.stderr.write(
+            f"Token {minted.token.prefix}… ({minted.token.name}) for {org}; shown only now:"
+        )
+        self.stdout.write(minted.plaintext)
+
+    def list(self, *, org: str | None, include_revoked: bool, as_json: bool, **_: Any) -> None:
+        orgs = Org.objects.filter(pk=_org(org).pk) if org else Org.objects.all()
+        rows = tokens.tokens_of(orgs, include_revoked=include_revoked)
+        if as_json:
+            self.stdout.write(json.dumps([tokens.as_dict(t) for t in rows], indent=2))
+            return
+        self.stdout.write(
+            f"{'ID':<6}{'PREFIX':<10}{'ORG':<14}{'NAME':<22}{'STATUS':<9}{'LAST USED':<22}"
+            "CREATED BY"
+        )
+        for t in rows:
+            used = t.last_used_at.strftime("%Y-%m-%d %H:%M:%S") if t.last_used_at else "never"
+            self.stdout.write(
+                f"{t.pk:<6}{t.prefix:<10}{t.org.slug:<14}{t.name[:21]:<22}{t.status:<9}"
+                f"{used:<22}{t.created_by}"
+            )
+
+    def revoke(self, *, token: str, org: str | None, **_: Any) -> None:
+        rows = OrgApiToken.objects.select_related("org").filter(revoked_at__isnull=True)
+        if org:
+            rows = rows.filter(org=_org(org))
+        matches = list(rows.filter(pk=int(token))) if token.isdigit() else []
+        matches = matches or list(rows.filter(prefix=token))
+        if not matches:
+            raise CommandError(f"No live token has the id or prefix {token!r}.")
+        if len(matches) > 1:
+            raise CommandError(f"{token!r} matches several tokens; use the id (`token list`).")
+        row = matches[0]
+        tokens.revoke(org=row.org, token_id=row.pk, actor=cli_actor())
+        self.stdout.write(self.style.SUCCESS(f"Revoked {row.prefix}… ({row.name}) of {row.org}."))

@@ -1,0 +1,221 @@
+"""Org pages: the orgs list, an org's page (team tree, workspace table, team verbs), org import
+with its live progress page, and the event log.
+
+Each view opens with an access helper (``org_for``, ``actable_orgs``, ``visible_orgs``): another
+org's object answers 404, a viewer's POST 403. One template per page; an htmx request gets the
+partial it asked for (``page.html#partial``). Team verbs call dispatch and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from orgs import importer, selectors
+from orgs.access import actable_orgs, actor, can_act, org_for, visible_orgs
+from orgs.forms import EventFilterForm, ImportForm, MoveForm, WorkspaceFilterForm
+from orgs.models import Org
+from workspaces import dispatch
+from workspaces import selectors as workspace_selectors
+from workspaces.lifecycle import Refused
+from workspaces.models import Status, StructureEvent
+
+EVENTS_PER_PAGE = 50
+TEAM_VERBS = {"expand": dispatch.expand_team, "collapse": dispatch.collapse_team}
+
+
+# --- orgs list ----------------------------------------------------------------------------------
+
+
+@login_required
+def org_list(request: HttpRequest) -> HttpResponse:
+    roles = selectors.roles_of(request.user)
+    orgs = list(selectors.orgs_for(request.user))
+    for org in orgs:
+        org.role = roles.get(org.pk, "superuser" if request.user.is_superuser else "")
+    context = {"orgs": orgs, "can_import": _can_import(request)}
+    return render(request, "orgs/list.html", context)
+
+
+def _can_import(request: HttpRequest) -> bool:
+    return request.user.is_superuser or actable_orgs(request.user).exists()
+
+
+# --- the org page -------------------------------------------------------------------------------
+
+
+def _org_context(request: HttpRequest, org: Org) -> dict[str, Any]:
+    filters = WorkspaceFilterForm(request.GET)
+    live = org.workspaces.exclude(status=Status.REMOVED)
+    acting = can_act(request.user, org.pk)
+    return {
+        "org": org,
+        "can_act": acting,
+        "tree": selectors.org_tree(org),
+        "counts": selectors.status_counts(org.workspaces.all()),
+        "total": live.count(),
+        "workspaces": selectors.org_workspaces(org, **filters.filters()),
+        "filters": filters,
+        "filtered": any(filters.filters().values()),
+        "move_form": MoveForm(workspaces=list(live.order_by("name"))) if acting else None,
+        "imports": selectors.recent_imports(org),
+    }
+
+
+@login_required
+def org_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    org = org_for(request.user, slug)
+    context = _org_context(request, org)
+    partial = request.GET.get("partial")
+    if request.htmx and partial in ("tree", "table"):
+        return render(request, f"orgs/org.html#{partial}", context)
+    return render(request, "orgs/org.html", context)
+
+
+def _after_team_change(
+    request: HttpRequest, org: Org, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    """Post/redirect/get for plain requests; the refreshed tree for htmx ones."""
+    if error:
+        messages.error(request, error)
+    if not request.htmx:
+        return redirect("org", slug=org.slug)
+    response = render(request, "orgs/org.html#tree", _org_context(request, org), status=status)
+    if not error:
+        # The table and the counts elsewhere on the page refresh themselves on this.
+        response["HX-Trigger"] = "workspace-changed"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_verb(request: HttpRequest, slug: str, workspace_id: str, verb: str) -> HttpResponse:
+    if verb not in TEAM_VERBS:
+        raise Http404("No such team verb.")
+    org = org_for(request.user, slug, write=True)
+    workspace = get_object_or_404(org.workspaces, pk=workspace_id)
+    if request.method == "GET":
+        # A GET never changes anything: it asks for confirmation (how the page works without JS).
+        live_children = workspace.children.exclude(status=Status.REMOVED)
+        context = {"org": org, "workspace": workspace, "verb": verb, "children": live_children}
+        return render(request, "orgs/team_verb.html", context)
+    try:
+        result = TEAM_VERBS[verb](workspace_id=workspace.pk, actor=actor(request.user))
+    except Refused as refused:
+        return _after_team_change(request, org, error=str(refused), status=409)
+    except dispatch.InvalidRequest as invalid:
+        return _after_team_change(request, org, error=str(invalid), status=400)
+    names = ", ".join(w.name for w in result.moved)
+    done = "expanded into" if verb == "expand" else "collapsed; removed"
+    messages.success(request, f"{workspace.name} {done}: {names}.")
+    return _after_team_change(request, org)
+
+
+@login_required
+@require_POST
+def workspace_move(request: HttpRequest, slug: str) -> HttpResponse:
+    org = org_for(request.user, slug, write=True)
+    form = MoveForm(request.POST, workspaces=[])
+    if not form.is_valid():
+        return _after_team_change(
+            request, org, error=f"Not moved: {form.errors.as_text()}", status=400
+        )
+    workspace = get_object_or_404(org.workspaces, pk=form.cleaned_data["workspace"])
+    parent_id = form.cleaned_data["parent"]
+    # A parent the user cannot see is 404 like any other object; one of another org they can
+    # see is for dispatch to refuse, with its own sentence.
+    parent = workspace_selectors.workspace_for(request.user, parent_id) if parent_id else None
+    try:
+        dispatch.move_workspace(
+            workspace_id=workspace.pk,
+            parent_id=parent.pk if parent else None,
+            actor=actor(request.user),
+        )
+    except Refused as refused:
+        return _after_team_change(request, org, error=str(refused), status=409)
+    except dispatch.InvalidRequest as invalid:
+        return _after_team_change(request, org, error=str(invalid), status=400)
+    where = f"under {parent.name}" if parent else "to the top level"
+    messages.success(request, f"Moved {workspace.name} {where}.")
+    return _after_team_change(request, org)
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def org_import(request: HttpRequest) -> HttpResponse:
+    if not _can_import(request):
+        raise PermissionDenied("Importing needs an org you own or administer.")
+    form = ImportForm(
+        request.POST or None,
+        request.FILES or None,
+        orgs=actable_orgs(request.user),
+        allow_new=request.user.is_superuser,
+        initial={"into": request.GET.get("into")},
+    )
+    context: dict[str, Any] = {"form": form, "problems": [], "source": []}
+    if request.method == "GET":
+        return render(request, "orgs/import.html", context)
+    if not form.is_valid():
+        return render(request, "orgs/import.html", context, status=400)
+    text = form.cleaned_data["yaml"]
+    try:
+        result = importer.import_org(
+            text,
+            actor=actor(request.user),
+            into=form.cleaned_data["into"],
+            env=form.cleaned_data["env"],
+            owner=request.user,
+            source=form.cleaned_data["source"],
+        )
+    except importer.InvalidOrgFile as invalid:
+        bad = {p.line for p in invalid.problems}
+        context["problems"] = invalid.problems
+        context["source"] = [
+            {"number": n, "text": line, "bad": n in bad}
+            for n, line in enumerate(text.splitlines(), 1)
+        ]
+        # An uploaded file lands in the text box, so it can be fixed in place and sent again.
+        form.data = form.data.copy()
+        form.data["text"] = text
+        return render(request, "orgs/import.html", context, status=400)
+    count = len(result.workspaces)
+    messages.success(request, f"Imported {count} workspace(s) into {result.org.slug}.")
+    return redirect("org-import-progress", slug=result.org.slug, event_id=result.event.pk)
+
+
+@login_required
+def import_progress(request: HttpRequest, slug: str, event_id: int) -> HttpResponse:
+    org = org_for(request.user, slug)
+    event = selectors.import_event(org, event_id)
+    context = {"org": org, "event": event, "progress": selectors.import_progress(event)}
+    if request.htmx:
+        return render(request, "orgs/progress.html#progress", context)
+    return render(request, "orgs/progress.html", context)
+
+
+# --- event log ----------------------------------------------------------------------------------
+
+
+@login_required
+def event_log(request: HttpRequest) -> HttpResponse:
+    form = EventFilterForm(request.GET, orgs=visible_orgs(request.user))
+    if form.is_valid():
+        rows = workspace_selectors.events_for(request.user, **form.filters())
+    else:
+        # A filter that does not parse matches nothing, rather than silently showing everything.
+        rows = StructureEvent.objects.none()
+    page = Paginator(rows, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page}
+    if request.htmx:
+        return render(request, "events/log.html#log", context)
+    return render(request, "events/log.html", context)

@@ -1,0 +1,86 @@
+"""Fixtures for the JSON API tests: credentials for each kind of caller, workspaces in a state.
+
+Every test here runs on the recording backends (tests/fakes.py): the API is tested for what it
+asks dispatch to do, never by starting agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from orgs.models import Org
+from tests.keys import Api, api, mint_key, mint_token
+from workspaces import dispatch
+from workspaces.models import Status, Workspace
+
+ADMIN_TOKEN = "break-glass-" + "x" * 40
+MakeWorkspace = Callable[..., Workspace]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_agents(recording: dict[str, Any]) -> None:
+    """Every API test uses the recording backends; none starts a real agent."""
+
+
+@pytest.fixture
+def run_tasks(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def token(org: Org) -> str:
+    return mint_token(org)
+
+
+@pytest.fixture
+def client_a(token: str) -> Api:
+    """An org token of ``org`` (acme)."""
+    return api(token)
+
+
+@pytest.fixture
+def client_b(other_org: Org) -> Api:
+    """An org token of ``other_org`` (globex)."""
+    return api(mint_token(other_org))
+
+
+@pytest.fixture
+def admin(settings: Any) -> Api:
+    settings.ADMIN_TOKEN = ADMIN_TOKEN
+    return api(ADMIN_TOKEN)
+
+
+@pytest.fixture
+def partner(db: None) -> Callable[..., Api]:
+    """A partner key client: ``partner(["orgs:read"], org=None, ...)``."""
+
+    def make(scopes: list[str] | None = None, **kwargs: Any) -> Api:
+        return api(mint_key(scopes, **kwargs))
+
+    return make
+
+
+@pytest.fixture
+def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
+    """A workspace brought to ``status`` through dispatch, as the fleet would get there."""
+
+    def make(
+        org: Org, status: str = Status.ONLINE, *, name: str = "PM", **kwargs: Any
+    ) -> Workspace:
+        with django_capture_on_commit_callbacks(execute=True):
+            workspace = dispatch.create_workspace(org=org, name=name, actor="test", **kwargs)
+        if status != Status.PROVISIONING:
+            # Registering is the agent's part; here it is enough that it happened.
+            Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
+        verb = {Status.OFFLINE: "stop", Status.PAUSED: "pause", Status.REMOVED: "delete"}
+        if status in verb:
+            with django_capture_on_commit_callbacks(execute=True):
+                dispatch.VERBS[verb[status]](workspace_id=workspace.pk, actor="test")
+        workspace.refresh_from_db()
+        assert workspace.status == status
+        return workspace
+
+    return make

@@ -1,0 +1,110 @@
+"""Benchmark: provision → online latency on the local and docker backends, against the engine.
+
+Not part of the test suite (pytest collects only test_*.py); run it on purpose:
+
+    uv run pytest tests/bench/bench_provision.py        # DOCKER_HOST set, or podman installed
+
+For each backend, 20 workspaces are provisioned one after another through dispatch, with a live
+console, and timed from ``create_workspace`` until the row is online (the agent registered). In
+the same run, the engine's own create+start of 20 containers from the same image with the same
+T2 options is timed through the SDK, so the docker figure is read as a ratio to what the engine
+itself costs on this machine at this moment. Each workspace is deleted before the next one, so
+every sample starts from the same state.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.contract.engine import CONSOLE_ID, Engine
+from workspaces import dispatch
+from workspaces.backends.docker import LABEL_CONSOLE, container_options
+from workspaces.models import Status, Workspace
+from workspaces.tiers import tier_settings
+
+pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True)]
+# The engine fixtures (docker_engine, docker_settings, docker_console, docker_fleet).
+pytest_plugins = ["tests.contract.fixtures"]
+
+SAMPLES = 20
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return statistics.median(samples), cuts[94]
+
+
+def provision_to_online(org: Any, backend: str) -> list[float]:
+    org.backend = backend
+    org.save(update_fields=["backend"])
+    latencies = []
+    for number in range(SAMPLES):
+        started = time.perf_counter()
+        workspace = dispatch.create_workspace(org=org, name=f"{backend}-{number}", actor="bench")
+        deadline = started + 120
+        while Workspace.objects.values_list("status", flat=True).get(pk=workspace.pk) != (
+            Status.ONLINE
+        ):
+            assert time.perf_counter() < deadline, f"{workspace.name} not online within 120s"
+            time.sleep(0.005)
+        latencies.append(time.perf_counter() - started)
+        dispatch.delete(workspace_id=workspace.pk, actor="bench")
+    return latencies
+
+
+def engine_create_start(engine: Engine) -> list[float]:
+    options = container_options(
+        tier_settings(2), storage="", network="molecule-net", engine_socket=""
+    )
+    options.pop("volumes", None)  # no volume: the engine's bare cost
+    durations = []
+    for _ in range(SAMPLES):
+        name = f"bench-{uuid.uuid4().hex[:12]}"
+        started = time.perf_counter()
+        container = engine.client.containers.create(
+            engine.image,
+            name=name,
+            labels={LABEL_CONSOLE: CONSOLE_ID},
+            environment={
+                "MOLECULE_WORKSPACE_ID": name,
+                "MOLECULE_WORKSPACE_TOKEN": "bench",
+                "MOLECULE_REGISTRY_URL": "http://127.0.0.1:9",
+            },
+            init=True,
+            detach=True,
+            **options,
+        )
+        container.start()
+        durations.append(time.perf_counter() - started)
+        container.remove(force=True)
+    return durations
+
+
+def test_provision_latency(local_fleet, docker_fleet, org, settings, capsys):
+    # Heartbeats do not matter here (registration happens at once); keep the console quiet.
+    settings.MOLECULE_HEARTBEAT_INTERVAL = 10
+    local = provision_to_online(org, "local")
+    docker = provision_to_online(org, "docker")
+    engine = engine_create_start(docker_fleet)
+
+    rows = {
+        "local": percentiles(local),
+        "docker": percentiles(docker),
+        "engine create+start": percentiles(engine),
+    }
+    ratio = (
+        rows["docker"][0] / rows["engine create+start"][0],
+        rows["docker"][1] / rows["engine create+start"][1],
+    )
+    with capsys.disabled():
+        print(f"\n\nprovision → online, {SAMPLES} workspaces each, T2, seconds")
+        print(f"{'':22}{'p50':>8}{'p95':>8}")
+        for name, (p50, p95) in rows.items():
+            print(f"{name:22}{p50:8.3f}{p95:8.3f}")
+        print(f"{'docker / engine':22}{ratio[0]:7.1f}x{ratio[1]:7.1f}x\n")
+    assert len(local) == len(docker) == len(engine) == SAMPLES
