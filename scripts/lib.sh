@@ -26,3 +26,6 @@ apt_ensure() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
+
+# What scripts/engine (rootful Podman serving the Docker API) and scripts/agent-image need.
+ENGINE_PACKAGES=(podman runc conmon netavark aardvark-dns iptables catatonit mmdebstrap)
