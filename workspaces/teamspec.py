@@ -7,48 +7,12 @@ expand can refuse with a sentence; nothing here writes anything.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
+from workspaces.paths import workspace_dir_problem
 from workspaces.tiers import is_known_tier
 
 NODE_KEYS = {"name", "role", "tier", "runtime", "workspace_dir", "children"}
-# A workspace_dir is bind-mounted or used as a working directory: never let it be one of these.
-SYSTEM_PATHS = {
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/lib",
-    "/lib64",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/sys",
-    "/usr",
-    "/var",
-    "/var/run",
-    "/var/lib",
-    "/var/lib/docker",
-}
-
-
-def workspace_dir_problem(value: object) -> str | None:
-    """Why ``value`` is not an acceptable workspace_dir, or None when it is."""
-    if not isinstance(value, str) or not value:
-        return "must be a non-empty string"
-    path = PurePosixPath(value)
-    if not path.is_absolute():
-        return "must be an absolute path"
-    if ".." in path.parts:
-        return "must not contain '..'"
-    if str(path) in SYSTEM_PATHS or any(
-        str(path).startswith(p + "/") for p in ("/proc", "/sys", "/dev", "/etc", "/boot")
-    ):
-        return f"{value} is a system path"
-    return None
 
 
 def node_problems(node: object, path: str) -> list[tuple[str, str]]:

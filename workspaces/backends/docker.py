@@ -60,6 +60,7 @@ from workspaces.backends.base import (
     InstanceSpec,
     at_parity,
 )
+from workspaces.paths import workspace_dir_problem
 from workspaces.tiers import TierSettings
 
 log = logging.getLogger(__name__)
@@ -73,27 +74,6 @@ CONSOLE_HOST_ALIAS = "molecule-console"
 SOCKET_IN_CONTAINER = "/var/run/docker.sock"
 TMPFS_TMP = "rw,size=64m,mode=1777"
 MiB = 1024 * 1024
-# A workspace_dir inside one of these would hand the agent the host's own system.
-SYSTEM_PATHS = (
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/libx32",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/sys",
-    "/usr",
-    "/var/lib",
-    "/var/run",
-)
-# Allowed to hold workspace directories, but too broad to be one.
-BROAD_PATHS = frozenset({"/", "/home", "/mnt", "/media", "/opt", "/srv", "/tmp", "/var"})
 
 
 def container_name(workspace_id: str) -> str:
@@ -106,24 +86,14 @@ def volume_name(workspace_id: str) -> str:
 
 def validated_workspace_dir(path: str) -> str:
     """The operator's ``workspace_dir`` if it is safe to bind at /workspace; else BackendError."""
-    normal = posixpath.normpath(path)
-    problem = ""
-    if not path.startswith("/"):
-        problem = "it is not an absolute path"
-    elif ".." in path.split("/"):
-        problem = "it contains '..'"
-    elif normal in BROAD_PATHS:
-        problem = "it is a whole top-level directory"
-    elif any(normal == p or normal.startswith(p + "/") for p in SYSTEM_PATHS):
-        problem = "it is a system path"
-    if problem:
+    if problem := workspace_dir_problem(path):
         raise BackendError(
-            f"The workspace directory {path!r} cannot be mounted at /workspace: {problem}. "
+            f"The workspace directory cannot be mounted at /workspace: {problem}. "
             "Give the workspace an absolute directory of its own (e.g. /srv/<org>/<name>), "
             "or none for a docker volume.",
             permanent=True,
         )
-    return normal
+    return posixpath.normpath(path)
 
 
 def container_options(

@@ -43,6 +43,7 @@ from workspaces.backends.base import (
     at_parity,
     divergent,
 )
+from workspaces.paths import workspace_dir_problem
 
 AGENT = Path(__file__).resolve().parent.parent / "agent" / "main.py"
 STOP_GRACE_SECONDS = 5.0
@@ -163,6 +164,10 @@ class LocalBackend(Backend):
                 **spec.env,
             }
             if spec.tier.workspace_volume:
+                if spec.workspace_dir and (problem := workspace_dir_problem(spec.workspace_dir)):
+                    raise BackendError(
+                        f"The workspace directory cannot be used: {problem}.", permanent=True
+                    )
                 workspace = Path(spec.workspace_dir) if spec.workspace_dir else home / "workspace"
                 workspace.mkdir(parents=True, exist_ok=True)
                 env["MOLECULE_WORKSPACE_DIR"] = str(workspace)
