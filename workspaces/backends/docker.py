@@ -33,17 +33,15 @@ The instance id is the container id, new at every start.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
-import posixpath
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import docker
 import requests
@@ -60,127 +58,34 @@ from workspaces.backends.base import (
     InstanceSpec,
     at_parity,
 )
-from workspaces.paths import workspace_dir_problem
-from workspaces.tiers import TierSettings
+from workspaces.backends.containers import (
+    AGENT_PORT,
+    CONSOLE_HOST_ALIAS,
+    LABEL_CONSOLE,
+    LABEL_GENERATION,
+    LABEL_ORG,
+    LABEL_TIER,
+    LABEL_WORKSPACE,
+    SOCKET_IN_CONTAINER,
+    MiB,
+    container_name,
+    container_options,
+    is_conflict,
+    is_gone,
+    is_loopback_or_wildcard,
+    unless_gone,
+    validated_workspace_dir,
+    volume_name,
+    with_host,
+)
 
 log = logging.getLogger(__name__)
-AGENT_PORT = 8000
-LABEL_CONSOLE = "molecule.console"
-LABEL_WORKSPACE = "molecule.workspace"
-LABEL_ORG = "molecule.org"
-LABEL_GENERATION = "molecule.generation"
-LABEL_TIER = "molecule.tier"
-CONSOLE_HOST_ALIAS = "molecule-console"
-SOCKET_IN_CONTAINER = "/var/run/docker.sock"
-TMPFS_TMP = "rw,size=64m,mode=1777"
-MiB = 1024 * 1024
-
-
-def container_name(workspace_id: str) -> str:
-    return "ws-" + workspace_id.replace("-", "")[:12]
-
-
-def volume_name(workspace_id: str) -> str:
-    return f"ws-{workspace_id}-workspace"
-
-
-def validated_workspace_dir(path: str) -> str:
-    """The operator's ``workspace_dir`` if it is safe to bind at /workspace; else BackendError."""
-    if problem := workspace_dir_problem(path):
-        raise BackendError(
-            f"The workspace directory cannot be mounted at /workspace: {problem}. "
-            "Give the workspace an absolute directory of its own (e.g. /srv/<org>/<name>), "
-            "or none for a docker volume.",
-            permanent=True,
-        )
-    return posixpath.normpath(path)
-
-
-def container_options(
-    tier: TierSettings, *, storage: str, network: str, engine_socket: str
-) -> dict[str, Any]:
-    """The ``containers.create`` keyword arguments that give a container its tier's isolation.
-
-    ``storage`` is a volume name or a host directory for /workspace (ignored when the tier has
-    none); ``network`` the bridge network for tiers without the host network; ``engine_socket``
-    the engine's unix socket on the host, mounted into T4 containers.
-    """
-    options: dict[str, Any] = {
-        "read_only": tier.read_only_rootfs,
-        "privileged": tier.privileged,
-    }
-    if tier.tmpfs_tmp:
-        options["tmpfs"] = {"/tmp": TMPFS_TMP}
-    if tier.memory_bytes:
-        # Equal swap limit: no swapping past the cap, a hard limit like the tier says.
-        options["mem_limit"] = tier.memory_bytes
-        options["memswap_limit"] = tier.memory_bytes
-    if tier.cpus:
-        options["nano_cpus"] = int(tier.cpus * 1e9)
-    if tier.host_pid:
-        options["pid_mode"] = "host"
-    volumes: dict[str, dict[str, str]] = {}
-    if tier.workspace_volume:
-        volumes[storage] = {"bind": "/workspace", "mode": "rw"}
-    if tier.engine_socket:
-        volumes[engine_socket] = {"bind": SOCKET_IN_CONTAINER, "mode": "rw"}
-    if volumes:
-        options["volumes"] = volumes
-    if tier.host_network:
-        options["network_mode"] = "host"
-    else:
-        options["network"] = network
-        options["ports"] = {f"{AGENT_PORT}/tcp": ("127.0.0.1", None)}
-    return options
-
-
-def _is_loopback_or_wildcard(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
-
-
-def _with_host(url: str, host: str) -> str:
-    parts = urlsplit(url)
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _is_conflict(error: APIError) -> bool:
-    # Docker answers 409 to a duplicate name; Podman's compatible API answers 500.
-    text = str(error.explanation or "").lower()
-    return error.status_code == 409 or (
-        error.status_code == 500 and ("already" in text or "in use" in text)
-    )
-
-
-def _is_gone(error: APIError) -> bool:
-    # An object removed while being looked at: Docker answers 404 (NotFound); Podman may answer
-    # 500 "no such container" (e.g. a list that inspects each container it found).
-    text = str(error.explanation or "").lower()
-    return isinstance(error, NotFound) or (
-        error.status_code == 500 and ("no such" in text or "does not exist" in text)
-    )
-
-
-@contextlib.contextmanager
-def _unless_gone() -> Iterator[None]:
-    """Swallow the error of an object that no longer exists: idempotent stop and remove."""
-    try:
-        yield
-    except APIError as error:
-        if not _is_gone(error):
-            raise
 
 
 class DockerBackend(Backend):
@@ -244,7 +149,7 @@ class DockerBackend(Backend):
                     self.network, driver="bridge", labels={"molecule.network": "workspaces"}
                 )
             except APIError as error:
-                if not _is_conflict(error):
+                if not is_conflict(error):
                     raise
                 network = client.networks.get(self.network)  # another worker created it first
         for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
@@ -265,7 +170,7 @@ class DockerBackend(Backend):
             try:
                 client.volumes.create(name, labels=labels)
             except APIError as error:
-                if not _is_conflict(error):
+                if not is_conflict(error):
                     raise
         return name
 
@@ -284,7 +189,7 @@ class DockerBackend(Backend):
             )
         # Dispatch stopped the previous instance it knew of; this one it did not know (a start
         # whose result was never recorded). Only one instance per workspace may run.
-        with _unless_gone():
+        with unless_gone():
             stale.remove(force=True)
 
     def _agent_env(self, spec: InstanceSpec, gateway: str) -> tuple[dict[str, str], str, dict]:
@@ -302,14 +207,14 @@ class DockerBackend(Backend):
                 "MOLECULE_AGENT_URL": url,
                 "DOCKER_HOST": f"unix://{SOCKET_IN_CONTAINER}",
             }
-            if _is_loopback_or_wildcard(host):
-                env["MOLECULE_REGISTRY_URL"] = _with_host(registry, "127.0.0.1")
+            if is_loopback_or_wildcard(host):
+                env["MOLECULE_REGISTRY_URL"] = with_host(registry, "127.0.0.1")
             return env, url, extra_hosts
         env |= {"MOLECULE_AGENT_HOST": "0.0.0.0", "MOLECULE_AGENT_PORT": str(AGENT_PORT)}
         if self.registry_url:
             env["MOLECULE_REGISTRY_URL"] = self.registry_url
-        elif _is_loopback_or_wildcard(host):
-            env["MOLECULE_REGISTRY_URL"] = _with_host(registry, CONSOLE_HOST_ALIAS)
+        elif is_loopback_or_wildcard(host):
+            env["MOLECULE_REGISTRY_URL"] = with_host(registry, CONSOLE_HOST_ALIAS)
             extra_hosts[CONSOLE_HOST_ALIAS] = gateway
         if spec.tier.workspace_volume:
             env["MOLECULE_WORKSPACE_DIR"] = "/workspace"
@@ -322,7 +227,7 @@ class DockerBackend(Backend):
         try:
             return client.containers.get(instance.state.get("container") or instance.instance_id)
         except APIError as error:
-            if _is_gone(error) and not isinstance(error, NotFound):
+            if is_gone(error) and not isinstance(error, NotFound):
                 raise NotFound(str(error), response=error.response) from error
             raise
 
@@ -392,7 +297,7 @@ class DockerBackend(Backend):
                     permanent=True,
                 ) from error
             except APIError as error:
-                if _is_conflict(error):
+                if is_conflict(error):
                     raise BackendError(
                         f"Another container took the name {name} while this one was being "
                         "created (a concurrent start?); the start will be retried."
@@ -443,7 +348,7 @@ class DockerBackend(Backend):
                 container = self._container(client, instance)
             except NotFound:
                 return
-            with _unless_gone():
+            with unless_gone():
                 if container.status == "running":
                     container.stop(timeout=self.stop_timeout)
                 container.remove(force=True)
@@ -469,7 +374,7 @@ class DockerBackend(Backend):
                 container = self._container(client, instance)
                 log = self._log_tail(container, tail)
             except APIError as error:
-                if _is_gone(error):
+                if is_gone(error):
                     return ""
                 raise
             lines = [
@@ -574,7 +479,7 @@ class DockerBackend(Backend):
             name = volume_name(instance.state["workspace_id"])
         if not name:
             return
-        with self._engine(f"remove volume {name}") as client, _unless_gone():
+        with self._engine(f"remove volume {name}") as client, unless_gone():
             client.volumes.get(name).remove(force=True)
 
     def has_storage(self, instance: Instance) -> bool | None:
@@ -587,7 +492,7 @@ class DockerBackend(Backend):
             try:
                 client.volumes.get(name)
             except APIError as error:
-                if _is_gone(error):
+                if is_gone(error):
                     return False
                 raise
             return True

@@ -1,0 +1,134 @@
+"""What a workspace's container is, independent of any engine connection.
+
+Names, labels, the ``containers.create`` options that give a container its tier's isolation,
+how the registry URL is rewritten for a container, and how to read the engine's errors (Docker
+and Podman answer some of them differently). Pure functions: workspaces/backends/docker.py
+applies them on a live engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from docker.errors import APIError, NotFound
+
+from workspaces.backends.base import BackendError
+from workspaces.paths import workspace_dir_problem
+from workspaces.tiers import TierSettings
+
+AGENT_PORT = 8000
+LABEL_CONSOLE = "molecule.console"
+LABEL_WORKSPACE = "molecule.workspace"
+LABEL_ORG = "molecule.org"
+LABEL_GENERATION = "molecule.generation"
+LABEL_TIER = "molecule.tier"
+CONSOLE_HOST_ALIAS = "molecule-console"
+SOCKET_IN_CONTAINER = "/var/run/docker.sock"
+TMPFS_TMP = "rw,size=64m,mode=1777"
+MiB = 1024 * 1024
+
+
+def container_name(workspace_id: str) -> str:
+    return "ws-" + workspace_id.replace("-", "")[:12]
+
+
+def volume_name(workspace_id: str) -> str:
+    return f"ws-{workspace_id}-workspace"
+
+
+def validated_workspace_dir(path: str) -> str:
+    """The operator's ``workspace_dir`` if it is safe to bind at /workspace; else BackendError."""
+    if problem := workspace_dir_problem(path):
+        raise BackendError(
+            f"The workspace directory cannot be mounted at /workspace: {problem}. "
+            "Give the workspace an absolute directory of its own (e.g. /srv/<org>/<name>), "
+            "or none for a docker volume.",
+            permanent=True,
+        )
+    return posixpath.normpath(path)
+
+
+def container_options(
+    tier: TierSettings, *, storage: str, network: str, engine_socket: str
+) -> dict[str, Any]:
+    """The ``containers.create`` keyword arguments that give a container its tier's isolation.
+
+    ``storage`` is a volume name or a host directory for /workspace (ignored when the tier has
+    none); ``network`` the bridge network for tiers without the host network; ``engine_socket``
+    the engine's unix socket on the host, mounted into T4 containers.
+    """
+    options: dict[str, Any] = {
+        "read_only": tier.read_only_rootfs,
+        "privileged": tier.privileged,
+    }
+    if tier.tmpfs_tmp:
+        options["tmpfs"] = {"/tmp": TMPFS_TMP}
+    if tier.memory_bytes:
+        # Equal swap limit: no swapping past the cap, a hard limit like the tier says.
+        options["mem_limit"] = tier.memory_bytes
+        options["memswap_limit"] = tier.memory_bytes
+    if tier.cpus:
+        options["nano_cpus"] = int(tier.cpus * 1e9)
+    if tier.host_pid:
+        options["pid_mode"] = "host"
+    volumes: dict[str, dict[str, str]] = {}
+    if tier.workspace_volume:
+        volumes[storage] = {"bind": "/workspace", "mode": "rw"}
+    if tier.engine_socket:
+        volumes[engine_socket] = {"bind": SOCKET_IN_CONTAINER, "mode": "rw"}
+    if volumes:
+        options["volumes"] = volumes
+    if tier.host_network:
+        options["network_mode"] = "host"
+    else:
+        options["network"] = network
+        options["ports"] = {f"{AGENT_PORT}/tcp": ("127.0.0.1", None)}
+    return options
+
+
+def is_loopback_or_wildcard(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def with_host(url: str, host: str) -> str:
+    parts = urlsplit(url)
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_conflict(error: APIError) -> bool:
+    # Docker answers 409 to a duplicate name; Podman's compatible API answers 500.
+    text = str(error.explanation or "").lower()
+    return error.status_code == 409 or (
+        error.status_code == 500 and ("already" in text or "in use" in text)
+    )
+
+
+def is_gone(error: APIError) -> bool:
+    # An object removed while being looked at: Docker answers 404 (NotFound); Podman may answer
+    # 500 "no such container" (e.g. a list that inspects each container it found).
+    text = str(error.explanation or "").lower()
+    return isinstance(error, NotFound) or (
+        error.status_code == 500 and ("no such" in text or "does not exist" in text)
+    )
+
+
+@contextlib.contextmanager
+def unless_gone() -> Iterator[None]:
+    """Swallow the error of an object that no longer exists: idempotent stop and remove."""
+    try:
+        yield
+    except APIError as error:
+        if not is_gone(error):
+            raise
