@@ -7,8 +7,9 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
-from orgs.importer import ENV_NAME, MAX_BYTES
+from orgs.importer import ENV_NAME
 from orgs.models import Backend, Org
+from orgs.orgfile import MAX_BYTES
 from workspaces.models import EventType, Status, Workspace
 from workspaces.tiers import TIER_CHOICES
 

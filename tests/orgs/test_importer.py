@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from orgs import importer
+from orgs import importer, orgfile
 from orgs.importer import InvalidOrgFile, import_org
 from orgs.models import Org, OrgMembership, Team
 from workspaces import dispatch, vault
@@ -385,14 +385,14 @@ def test_too_many_workspaces_are_refused(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_tree_nested_too_deeply_is_refused_before_it_is_built() -> None:
-    depth = importer.MAX_DEPTH  # team levels: twice as many YAML levels
+    depth = orgfile.MAX_DEPTH  # team levels: twice as many YAML levels
     lines = ["name: Beta", "slug: beta", "workspaces:"]
     for level in range(depth):
         indent = "  " * (2 * level)
         lines += [f"{indent}  - name: L{level}", f"{indent}    children:"]
     lines.append("  " * (2 * depth) + "  - name: Leaf")
     [problem] = problems_of("\n".join(lines) + "\n")
-    assert problem.endswith(f"nested more than {importer.MAX_DEPTH} levels deep")
+    assert problem.endswith(f"nested more than {orgfile.MAX_DEPTH} levels deep")
 
 
 def test_every_problem_is_reported_at_once_in_line_order() -> None:
