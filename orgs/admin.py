@@ -1,12 +1,56 @@
+"""Admin for orgs, memberships and teams, scoped like every page: see your orgs, act on the
+ones you own or administer (DESIGN.md §9). Creating or deleting an org is for superusers."""
+
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from orgs import key_admin  # noqa: F401  (registers the token and partner key admins)
-from orgs.access import visible_orgs
+from orgs.access import actable_orgs, can_act, visible_orgs
 from orgs.models import Org, OrgMembership, Team
+from workspaces.models import Status, Workspace
+
+
+class OrgScopedAdmin(admin.ModelAdmin):
+    """Rows of the user's orgs only; changes only where the user may act (not as a viewer)."""
+
+    org_field = "org"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .filter(**{f"{self.org_field}__in": visible_orgs(request.user)})
+        )
+
+    def _org_id(self, obj: Any) -> Any:
+        return getattr(obj, f"{self.org_field}_id")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and actable_orgs(request.user).exists()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or can_act(request.user, self._org_id(obj)))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or can_act(request.user, self._org_id(obj)))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # Dropdowns list only what the user may act on: never another tenant's names.
+        if db_field.name == "org":
+            kwargs["queryset"] = actable_orgs(request.user)
+        elif db_field.related_model is Workspace:
+            kwargs["queryset"] = Workspace.objects.filter(
+                org__in=actable_orgs(request.user)
+            ).exclude(status=Status.REMOVED)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class MembershipInline(admin.TabularInline):
@@ -14,33 +58,64 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["user"]
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_add_permission(request, obj) and (
+            obj is None or can_act(request.user, obj.pk)
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and (
+            obj is None or can_act(request.user, obj.pk)
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and (
+            obj is None or can_act(request.user, obj.pk)
+        )
+
 
 @admin.register(Org)
-class OrgAdmin(admin.ModelAdmin):
+class OrgAdmin(OrgScopedAdmin):
     list_display = ("slug", "name", "plan", "backend", "status", "created_at")
     list_filter = ("plan", "backend", "status")
     search_fields = ("slug", "name")
     inlines = [MembershipInline]
+    org_field = "pk"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Org]:
-        return super().get_queryset(request).filter(pk__in=visible_orgs(request.user))
+    def _org_id(self, obj: Any) -> Any:
+        return obj.pk
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Orgs are archived (their history stays), never deleted by a tenant's own staff.
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 @admin.register(OrgMembership)
-class OrgMembershipAdmin(admin.ModelAdmin):
+class OrgMembershipAdmin(OrgScopedAdmin):
     list_display = ("org", "user", "role", "created_at")
     # Related-only: the stock filter would list every org, other tenants' slugs included.
     list_filter = ("role", ("org", admin.RelatedOnlyFieldListFilter))
     autocomplete_fields = ["user"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[OrgMembership]:
-        return super().get_queryset(request).filter(org__in=visible_orgs(request.user))
+
+class TeamForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ("org", "lead", "name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        org, lead = data.get("org"), data.get("lead")
+        if org is not None and lead is not None and lead.org_id != org.pk:
+            self.add_error("lead", "The lead must be a workspace of the team's org.")
+        return data
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(OrgScopedAdmin):
+    form = TeamForm
     list_display = ("name", "org", "lead", "created_at")
     list_filter = (("org", admin.RelatedOnlyFieldListFilter),)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
-        return super().get_queryset(request).filter(org__in=visible_orgs(request.user))
