@@ -482,9 +482,9 @@ PAGES: dict[str, list[Page]] = {
             _post(lambda w: {"org": w.org_a.slug, "name": "Created", "tier": 2, "runtime": "x"}),
             Expect(302, location="/workspaces/", location_prefix=True, changes=True),
             scope="fleet",
-            # The form offers only the orgs the user acts on: A is "not a valid choice".
-            viewer=Expect(302, location="/"),
-            outsider=Expect(302, location="/"),
+            # Like every write: a viewer's own org is 403, another org's slug 404.
+            viewer=Expect(403),
+            outsider=Expect(404),
         ),
     ],
     "parity": [

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orgs.access import actable_orgs, actor, can_act, check_write
+from orgs.models import Org
 from workspaces import dispatch, selectors, vault
 from workspaces.forms import NewWorkspaceForm
 from workspaces.lifecycle import TRANSITIONS, Refused
@@ -39,6 +40,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def workspace_create(request: HttpRequest) -> HttpResponse:
+    if target := Org.objects.filter(slug=request.POST.get("org", "")).first():
+        # Like every other write: another org's slug is 404, a viewer's own org 403.
+        check_write(request.user, target.pk)
     form = NewWorkspaceForm(request.POST, orgs=actable_orgs(request.user))
     if not form.is_valid():
         messages.error(request, f"Workspace not created: {form.errors.as_text()}")
