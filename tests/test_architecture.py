@@ -112,13 +112,57 @@ def test_the_import_contracts_hold():
     assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
-def test_the_import_contracts_catch_a_planted_bypass(tmp_path):
+@pytest.mark.parametrize(
+    ("module", "planted", "contract", "line"),
+    [
+        (
+            "workspaces/views.py",
+            "from workspaces.backends import local",
+            "Only workspaces.dispatch talks to backends",
+            "workspaces.views -> workspaces.backends",
+        ),
+        (
+            "api/workspaces.py",
+            "import workspaces.backends.docker",
+            "Only workspaces.dispatch talks to backends",
+            "api.workspaces -> workspaces.backends",
+        ),
+        (
+            "workspaces/admin.py",
+            "import docker",
+            "Container and HTTP SDKs stay inside the backends",
+            "workspaces.admin -> docker",
+        ),
+        (
+            "orgs/importer.py",
+            "import httpx",
+            "Container and HTTP SDKs stay inside the backends",
+            "orgs.importer -> httpx",
+        ),
+        (
+            "workspaces/backends/local.py",
+            "from workspaces import dispatch",
+            "Backends never import the adapters or dispatch",
+            "workspaces.backends.local -> workspaces.dispatch",
+        ),
+    ],
+    ids=[
+        "view-imports-backend",
+        "api-imports-backend",
+        "admin-imports-sdk",
+        "org-import-sdk",
+        "backend-imports-dispatch",
+    ],
+)
+def test_each_import_contract_catches_a_planted_violation(
+    tmp_path, module, planted, contract, line
+):
     for package in PACKAGES:
         shutil.copytree(ROOT / package, tmp_path / package)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    views = tmp_path / "workspaces" / "views.py"
-    views.write_text(views.read_text() + "\nfrom workspaces.backends import local  # planted\n")
+    target = tmp_path / module
+    target.write_text(target.read_text() + f"\n{planted}  # planted\n")
     result = lint_imports(tmp_path)
     assert result.returncode != 0
-    assert "Only workspaces.dispatch talks to backends BROKEN" in result.stdout
-    assert "workspaces.views -> workspaces.backends" in result.stdout
+    assert f"{contract} BROKEN" in result.stdout
+    assert line in result.stdout
