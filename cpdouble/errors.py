@@ -1,0 +1,14 @@
+"""What the double's handlers and its bookkeeping share."""
+
+from __future__ import annotations
+
+MAX_BODY = 1024 * 1024
+
+
+class RequestError(Exception):
+    """A request the double refuses; ``status`` is the HTTP status it answers."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
