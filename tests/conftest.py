@@ -23,7 +23,8 @@ from pytest_postgresql import factories
 from molecule.celery import app as celery_app
 from orgs.models import Org, OrgMembership
 from tests import services
-from workspaces import backends
+from workspaces import backends, dispatch
+from workspaces.models import Status, Workspace
 
 PG_PORT = services.free_port()
 PG_USER = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
@@ -87,6 +88,35 @@ def recording(settings: Any) -> dict[str, Any]:
     for backend in found.values():
         backend.reset()
     return found
+
+
+MakeWorkspace = Callable[..., Workspace]
+
+
+@pytest.fixture
+def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
+    """A workspace brought to ``status`` the way the fleet would get there, through dispatch.
+
+    For tests of the adapters around dispatch (with the ``recording`` backends): registering is
+    the agent's part (tests/workspaces/test_registry.py), so here it is simply taken as done.
+    """
+
+    def make(
+        org: Org, status: str = Status.ONLINE, *, name: str = "PM", **fields: Any
+    ) -> Workspace:
+        with django_capture_on_commit_callbacks(execute=True):
+            workspace = dispatch.create_workspace(org=org, name=name, actor="test", **fields)
+        if status != Status.PROVISIONING:
+            Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
+        verb = {Status.OFFLINE: "stop", Status.PAUSED: "pause", Status.REMOVED: "delete"}
+        if status in verb:
+            with django_capture_on_commit_callbacks(execute=True):
+                dispatch.VERBS[verb[status]](workspace_id=workspace.pk, actor="test")
+        workspace.refresh_from_db()
+        assert workspace.status == status
+        return workspace
+
+    return make
 
 
 def kill_local_agents(root: Path) -> None:

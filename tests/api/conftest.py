@@ -13,11 +13,8 @@ import pytest
 
 from orgs.models import Org
 from tests.keys import Api, api, mint_key, mint_token
-from workspaces import dispatch
-from workspaces.models import Status, Workspace
 
 ADMIN_TOKEN = "break-glass-" + "x" * 40
-MakeWorkspace = Callable[..., Workspace]
 
 
 @pytest.fixture(autouse=True)
@@ -59,28 +56,5 @@ def partner(db: None) -> Callable[..., Api]:
 
     def make(scopes: list[str] | None = None, **kwargs: Any) -> Api:
         return api(mint_key(scopes, **kwargs))
-
-    return make
-
-
-@pytest.fixture
-def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
-    """A workspace brought to ``status`` through dispatch, as the fleet would get there."""
-
-    def make(
-        org: Org, status: str = Status.ONLINE, *, name: str = "PM", **kwargs: Any
-    ) -> Workspace:
-        with django_capture_on_commit_callbacks(execute=True):
-            workspace = dispatch.create_workspace(org=org, name=name, actor="test", **kwargs)
-        if status != Status.PROVISIONING:
-            # Registering is the agent's part; here it is enough that it happened.
-            Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
-        verb = {Status.OFFLINE: "stop", Status.PAUSED: "pause", Status.REMOVED: "delete"}
-        if status in verb:
-            with django_capture_on_commit_callbacks(execute=True):
-                dispatch.VERBS[verb[status]](workspace_id=workspace.pk, actor="test")
-        workspace.refresh_from_db()
-        assert workspace.status == status
-        return workspace
 
     return make

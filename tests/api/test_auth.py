@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from orgs import bearer, partner_keys, tokens
 from orgs.models import Org, OrgApiToken, PartnerApiKey
-from tests.api.conftest import ADMIN_TOKEN, MakeWorkspace
+from tests.api.conftest import ADMIN_TOKEN
+from tests.conftest import MakeWorkspace
 from tests.keys import Api, api, mint_key, mint_token
 from workspaces.models import Status, StructureEvent, Workspace
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from orgs.models import Org
-from tests.api.conftest import MakeWorkspace
+from tests.conftest import MakeWorkspace
 from tests.keys import Api
 from workspaces.models import EventType, StructureEvent
 

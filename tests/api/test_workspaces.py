@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from orgs.models import Org
-from tests.api.conftest import MakeWorkspace
+from tests.conftest import MakeWorkspace
 from tests.keys import Api
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace

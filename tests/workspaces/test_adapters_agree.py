@@ -22,13 +22,13 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Org
+from tests.conftest import MakeWorkspace
 from workspaces import dispatch
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db
 
-MakeWorkspace = Callable[..., Workspace]
 # An adapter runs a verb on a workspace and returns the error messages it showed the operator.
 Adapter = Callable[[Workspace, str], list[str]]
 
@@ -56,25 +56,6 @@ ACTORS = {
 @pytest.fixture(autouse=True)
 def _no_real_agents(recording: dict[str, Any]) -> None:
     """Every test here uses the recording backends; none starts a real agent."""
-
-
-@pytest.fixture
-def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
-    """A workspace brought to ``status`` the way the fleet would get there, through dispatch."""
-
-    def make(org: Org, status: str = Status.ONLINE, *, name: str = "PM") -> Workspace:
-        with django_capture_on_commit_callbacks(execute=True):
-            workspace = dispatch.create_workspace(org=org, name=name, actor="test")
-        # Registering is the agent's part; here it is enough that it happened.
-        Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
-        if status == Status.PAUSED:
-            with django_capture_on_commit_callbacks(execute=True):
-                dispatch.pause(workspace_id=workspace.pk, actor="test")
-        workspace.refresh_from_db()
-        assert workspace.status == status
-        return workspace
-
-    return make
 
 
 def _logged_in(user: User) -> Client:

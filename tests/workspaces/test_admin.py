@@ -6,7 +6,6 @@ then, for destructive verbs, the confirmation form's own fields (``confirmed=yes
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +15,10 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Org, OrgMembership
-from tests.conftest import make_member
+from tests.conftest import (
+    MakeWorkspace,
+    make_member,
+)
 from workspaces import dispatch
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
@@ -24,33 +26,11 @@ from workspaces.models import EventType, Status, StructureEvent, Workspace
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:workspaces_workspace_changelist"
-MakeWorkspace = Callable[..., Workspace]
 
 
 @pytest.fixture(autouse=True)
 def _no_real_agents(recording: dict[str, Any]) -> None:
     """Every test here uses the recording backends; none starts a real agent."""
-
-
-@pytest.fixture
-def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
-    """A workspace brought to ``status`` the way the fleet would get there, through dispatch."""
-
-    def make(org: Org, status: str = Status.ONLINE, *, name: str = "PM") -> Workspace:
-        with django_capture_on_commit_callbacks(execute=True):
-            workspace = dispatch.create_workspace(org=org, name=name, actor="test")
-        if status != Status.PROVISIONING:
-            # Registering is the agent's part; here it is enough that it happened.
-            Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
-        verb = {Status.OFFLINE: "stop", Status.PAUSED: "pause", Status.REMOVED: "delete"}
-        if status in verb:
-            with django_capture_on_commit_callbacks(execute=True):
-                dispatch.VERBS[verb[status]](workspace_id=workspace.pk, actor="test")
-        workspace.refresh_from_db()
-        assert workspace.status == status
-        return workspace
-
-    return make
 
 
 @pytest.fixture

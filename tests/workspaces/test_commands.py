@@ -15,41 +15,19 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orgs.models import Org, Team
-from workspaces import dispatch
+from tests.conftest import MakeWorkspace
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db
 
 CLI_ACTOR = f"cli:{getpass.getuser()}"
-MakeWorkspace = Callable[..., Workspace]
 
 
 @pytest.fixture(autouse=True)
 def _no_real_backends(recording: dict[str, Any]) -> None:
     # The commands create and move workspaces; none of them may start a real agent.
     return None
-
-
-@pytest.fixture
-def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
-    """A workspace brought to ``status`` the way the fleet would get there, through dispatch."""
-
-    def make(org: Org, status: str = Status.ONLINE, *, name: str = "PM") -> Workspace:
-        with django_capture_on_commit_callbacks(execute=True):
-            workspace = dispatch.create_workspace(org=org, name=name, actor="test")
-        if status != Status.PROVISIONING:
-            # Registering is the agent's part; here it is enough that it happened.
-            Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
-        verb = {Status.OFFLINE: "stop", Status.PAUSED: "pause", Status.REMOVED: "delete"}
-        if status in verb:
-            with django_capture_on_commit_callbacks(execute=True):
-                dispatch.VERBS[verb[status]](workspace_id=workspace.pk, actor="test")
-        workspace.refresh_from_db()
-        assert workspace.status == status
-        return workspace
-
-    return make
 
 
 def run(*args: str) -> str:

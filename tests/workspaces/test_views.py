@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,41 +18,18 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Org
-from workspaces import dispatch
+from tests.conftest import MakeWorkspace
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-MakeWorkspace = Callable[..., Workspace]
 
 
 @pytest.fixture(autouse=True)
 def _no_real_agents(recording: dict[str, Any]) -> None:
     """Every test here uses the recording backends; none starts a real agent."""
-
-
-@pytest.fixture
-def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
-    """A workspace brought to ``status`` the way the fleet would get there, through dispatch."""
-
-    def make(org: Org, status: str = Status.ONLINE, *, name: str = "PM") -> Workspace:
-        with django_capture_on_commit_callbacks(execute=True):
-            workspace = dispatch.create_workspace(org=org, name=name, actor="test")
-        if status != Status.PROVISIONING:
-            # Registering is the agent's part (tests/workspaces/test_registry.py); here it is
-            # enough that it happened.
-            Workspace.objects.filter(pk=workspace.pk).update(status=Status.ONLINE)
-        verb = {Status.OFFLINE: "stop", Status.PAUSED: "pause", Status.REMOVED: "delete"}
-        if status in verb:
-            with django_capture_on_commit_callbacks(execute=True):
-                dispatch.VERBS[verb[status]](workspace_id=workspace.pk, actor="test")
-        workspace.refresh_from_db()
-        assert workspace.status == status
-        return workspace
-
-    return make
 
 
 def login(user: User, **kwargs: Any) -> Client:
