@@ -20,16 +20,13 @@ from orgs import bearer, partner_keys, tokens
 from orgs.models import Org, OrgApiToken, PartnerApiKey
 from tests.api.conftest import ADMIN_TOKEN
 from tests.conftest import MakeWorkspace
+from tests.helpers import status_of
 from tests.keys import Api, api, mint_key, mint_token
 from workspaces.models import Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db
 
 UNAUTHORIZED = {"error": bearer.UNAUTHORIZED}
-
-
-def status_of(workspace: Workspace) -> str:
-    return Workspace.objects.values_list("status", flat=True).get(pk=workspace.pk)
 
 
 # --- 401: one answer for every failure ----------------------------------------------------------

@@ -19,6 +19,7 @@ from tests.conftest import (
     MakeWorkspace,
     make_member,
 )
+from tests.helpers import event_count, latest_event, status_of
 from workspaces import dispatch
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
@@ -59,18 +60,6 @@ def confirm_action(client: Client, action: str, workspaces: list[Workspace]) -> 
             "_selected_action": [str(w.pk) for w in workspaces],
         },
     )
-
-
-def status_of(workspace: Workspace) -> str:
-    return Workspace.objects.values_list("status", flat=True).get(pk=workspace.pk)
-
-
-def event_count(workspace: Workspace) -> int:
-    return StructureEvent.objects.filter(workspace=workspace).count()
-
-
-def latest_event(workspace: Workspace) -> StructureEvent:
-    return StructureEvent.objects.filter(workspace=workspace).order_by("-id").first()
 
 
 def messages_of(response: Any) -> list[tuple[str, str]]:

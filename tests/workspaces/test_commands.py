@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 
 from orgs.models import Org, Team
 from tests.conftest import MakeWorkspace
+from tests.helpers import event_count, latest_event, status_of
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
@@ -34,18 +35,6 @@ def run(*args: str) -> str:
     out = io.StringIO()
     call_command(*args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
-
-
-def status_of(workspace: Workspace) -> str:
-    return Workspace.objects.values_list("status", flat=True).get(pk=workspace.pk)
-
-
-def event_count(workspace: Workspace) -> int:
-    return StructureEvent.objects.filter(workspace=workspace).count()
-
-
-def latest_event(workspace: Workspace) -> StructureEvent:
-    return StructureEvent.objects.filter(workspace=workspace).order_by("-id").first()
 
 
 # --- list ---------------------------------------------------------------------------------------

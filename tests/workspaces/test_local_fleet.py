@@ -21,6 +21,7 @@ import pytest
 from django.db import connection
 
 from tests.conftest import wait_for
+from tests.helpers import status_of
 from tests.workspaces.test_local_backend import (
     CLOSED_REGISTRY,
     agent_pids,
@@ -37,10 +38,6 @@ from workspaces.models import EventType, Status, StructureEvent, Workspace
 pytestmark = pytest.mark.django_db(transaction=True)
 
 E = EventType
-
-
-def status_of(workspace: Workspace) -> str:
-    return Workspace.objects.values_list("status", flat=True).get(pk=workspace.pk)
 
 
 def fresh(workspace: Workspace) -> Workspace:

@@ -19,8 +19,9 @@ from django.urls import reverse
 
 from orgs.models import Org
 from tests.conftest import MakeWorkspace
+from tests.helpers import event_count, latest_event, status_of
 from workspaces.lifecycle import TransitionRefused
-from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.models import EventType, Status, Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -44,18 +45,6 @@ def page_url(workspace: Workspace) -> str:
 
 def verb_url(workspace: Workspace, verb: str) -> str:
     return reverse("workspace-verb", args=[workspace.pk, verb])
-
-
-def status_of(workspace: Workspace) -> str:
-    return Workspace.objects.values_list("status", flat=True).get(pk=workspace.pk)
-
-
-def event_count(workspace: Workspace) -> int:
-    return StructureEvent.objects.filter(workspace=workspace).count()
-
-
-def latest_event(workspace: Workspace) -> StructureEvent:
-    return StructureEvent.objects.filter(workspace=workspace).order_by("-id").first()
 
 
 def refusal(workspace: Workspace, cause: str) -> str:
