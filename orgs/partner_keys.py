@@ -16,7 +16,6 @@ previous one ended, so there is no shared minute boundary for bursts to line up 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import secrets
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from orgs.models import Org, PartnerApiKey
 from workspaces.models import EventType, StructureEvent
+from workspaces.tokens import hash_token
 
 KEY_PREFIX = "mol_pk_live_"
 PREFIX_LENGTH = 16
@@ -51,10 +51,6 @@ class KeyExpired(Exception):
 class MintedKey:
     key: PartnerApiKey
     plaintext: str  # shown once, then only its hash exists
-
-
-def hash_key(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
 def is_partner_key(bearer: str) -> bool:
@@ -112,7 +108,7 @@ def mint(
         key = PartnerApiKey.objects.create(
             name=name,
             prefix=plaintext[:PREFIX_LENGTH],
-            key_hash=hash_key(plaintext),
+            key_hash=hash_token(plaintext),
             scopes=scopes,
             org=org,
             rate_limit=rate_limit,
@@ -162,7 +158,7 @@ def authenticate(plaintext: str) -> PartnerApiKey | None:
         return None
     key = (
         PartnerApiKey.objects.select_related("org")
-        .filter(key_hash=hash_key(plaintext), revoked_at__isnull=True)
+        .filter(key_hash=hash_token(plaintext), revoked_at__isnull=True)
         .first()
     )
     if key is None:

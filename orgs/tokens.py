@@ -19,7 +19,6 @@ Decisions:
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from django.utils import timezone
 
 from orgs.models import Org, OrgApiToken
 from workspaces.models import EventType, StructureEvent
+from workspaces.tokens import hash_token
 
 TOKEN_BYTES = 32
 PREFIX_LENGTH = 8
@@ -49,10 +49,6 @@ class TokenNotFound(Exception):
 class Minted:
     token: OrgApiToken
     plaintext: str  # shown once, then only its hash exists
-
-
-def hash_token(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
 def clean_name(name: object) -> str:

@@ -183,7 +183,7 @@ def apply(
 
 
 def create_event(
-    workspace: Workspace | None,
+    workspace: Workspace,
     cause: str,
     *,
     actor: str,
@@ -194,7 +194,7 @@ def create_event(
     return StructureEvent.objects.create(
         event_type=transition.event,
         workspace=workspace,
-        org_id=workspace.org_id if workspace else None,
+        org_id=workspace.org_id,
         actor=actor,
         payload={"from": NEW, "to": str(transition.target), "cause": cause, **payload},
     )

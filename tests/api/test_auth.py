@@ -55,7 +55,7 @@ def _archived(org: Org) -> str:
 
 def _revoked_key(org: Org) -> str:
     plaintext = mint_key(["orgs:read"])
-    key = PartnerApiKey.objects.get(key_hash=partner_keys.hash_key(plaintext))
+    key = PartnerApiKey.objects.get(key_hash=partner_keys.hash_token(plaintext))
     partner_keys.revoke(key_id=key.pk, actor="test")
     return plaintext
 

@@ -33,7 +33,7 @@ def test_a_key_is_mol_pk_live_and_32_hex_with_a_16_character_prefix() -> None:
     minted = mint()
     assert re.fullmatch(r"mol_pk_live_[0-9a-f]{32}", minted.plaintext)
     assert minted.key.prefix == minted.plaintext[:16]
-    assert minted.key.key_hash == partner_keys.hash_key(minted.plaintext)
+    assert minted.key.key_hash == partner_keys.hash_token(minted.plaintext)
 
 
 @pytest.mark.django_db
@@ -157,7 +157,7 @@ def test_the_command_mints_lists_and_revokes(org: Org) -> None:
     )
     plaintext = out.getvalue().strip()
     key = PartnerApiKey.objects.get()
-    assert partner_keys.hash_key(plaintext) == key.key_hash
+    assert partner_keys.hash_token(plaintext) == key.key_hash
     assert (key.scopes, key.org, key.created_by[:4]) == (["orgs:create", "orgs:read"], org, "cli:")
     listing = io.StringIO()
     call_command("partner_key", "list", stdout=listing)

@@ -223,7 +223,7 @@ def test_the_admin_mints_a_partner_key_with_scopes(superuser: User) -> None:
     plaintext = re.search(r"mol_pk_live_[0-9a-f]{32}", response.content.decode())
     assert plaintext
     key = PartnerApiKey.objects.get()
-    assert partner_keys.hash_key(plaintext[0]) == key.key_hash
+    assert partner_keys.hash_token(plaintext[0]) == key.key_hash
     assert (key.scopes, key.rate_limit) == (["orgs:create", "orgs:read"], 30)
 
 

@@ -19,11 +19,19 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from workspaces.tiers import TierSettings
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now, for an agent to listen on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class BackendError(Exception):

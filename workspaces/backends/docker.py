@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 import time
 from collections import deque
@@ -57,6 +56,7 @@ from workspaces.backends.base import (
     Instance,
     InstanceSpec,
     at_parity,
+    free_loopback_port,
 )
 from workspaces.backends.containers import (
     AGENT_PORT,
@@ -80,12 +80,6 @@ from workspaces.backends.containers import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class DockerBackend(Backend):
@@ -199,7 +193,7 @@ class DockerBackend(Backend):
         host = urlsplit(registry).hostname or ""
         extra_hosts: dict[str, str] = {}
         if spec.tier.host_network:
-            port = _free_port()
+            port = free_loopback_port()
             url = f"http://127.0.0.1:{port}"
             env |= {
                 "MOLECULE_AGENT_HOST": "127.0.0.1",

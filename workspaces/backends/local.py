@@ -23,7 +23,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from workspaces.backends.base import (
     InstanceSpec,
     at_parity,
     divergent,
+    free_loopback_port,
 )
 from workspaces.paths import workspace_dir_problem
 
@@ -97,12 +97,6 @@ def _wait_gone(pgid: int, not_before: int, seconds: float) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LocalBackend(Backend):
@@ -174,7 +168,7 @@ class LocalBackend(Backend):
                 cwd = workspace
             else:
                 cwd = tmp  # T1 has no /workspace at all
-            port = _free_port()
+            port = free_loopback_port()
             url = f"http://127.0.0.1:{port}"
             env |= {
                 "MOLECULE_AGENT_HOST": "127.0.0.1",
