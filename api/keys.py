@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from api import shapes
 from api.http import ApiError, Fields, endpoint, no_content, ok, org_in_reach, query_bool, read_json
-from orgs import partner_keys, tokens
+from orgs import api_tokens, partner_keys
 from orgs.bearer import Principal
 from orgs.models import Org, PartnerApiKey
 
@@ -50,7 +50,7 @@ def _expiry(fields: Fields) -> datetime | None:
 @endpoint(scope=S.ADMIN_KEYS)
 def list_tokens(request: HttpRequest, principal: Principal, slug: str) -> HttpResponse:
     org = org_in_reach(principal, slug)
-    rows = tokens.tokens_of(
+    rows = api_tokens.tokens_of(
         Org.objects.filter(pk=org.pk), include_revoked=query_bool(request, "include_revoked")
     )
     return ok({"tokens": [shapes.token(row) for row in rows]})
@@ -61,10 +61,10 @@ def mint_token(request: HttpRequest, principal: Principal, slug: str) -> HttpRes
     org = org_in_reach(principal, slug)
     data = read_json(request)
     fields = Fields(data, {"name", "expires_at", "expires_in_days"})
-    name = fields.text("name", required=True, max_length=tokens.MAX_NAME_LENGTH, blank=False)
+    name = fields.text("name", required=True, max_length=api_tokens.MAX_NAME_LENGTH, blank=False)
     expires_at = _expiry(fields)
     fields.check()
-    minted = tokens.mint(
+    minted = api_tokens.mint(
         org=org, name=name or "", created_by=principal.actor, expires_at=expires_at
     )
     return ok({**shapes.token(minted.token), "token": minted.plaintext}, status=201, secret=True)
@@ -76,8 +76,8 @@ def revoke_token(
 ) -> HttpResponse:
     org = org_in_reach(principal, slug)
     try:
-        tokens.revoke(org=org, token_id=token_id, actor=principal.actor)
-    except tokens.TokenNotFound:
+        api_tokens.revoke(org=org, token_id=token_id, actor=principal.actor)
+    except api_tokens.TokenNotFound:
         raise Http404 from None
     return no_content()
 

@@ -18,7 +18,7 @@ from api.http import (
     query_bool,
     read_json,
 )
-from orgs import lifecycle
+from orgs import services as org_services
 from orgs.bearer import Principal
 from orgs.models import Backend, Org, PartnerApiKey
 
@@ -40,7 +40,7 @@ def create_org(request: HttpRequest, principal: Principal) -> HttpResponse:
     data = read_json(request)
     fields = Fields(data, {"slug", "name", "plan", "backend"})
     fields.check()
-    org = lifecycle.create_org(
+    org = org_services.create_org(
         slug=data.get("slug"),
         name=data.get("name"),
         plan=data.get("plan", Org.Plan.FREE),
@@ -60,10 +60,10 @@ def delete_org(request: HttpRequest, principal: Principal, slug: str) -> HttpRes
     """Archive the org; 409 while it has live workspaces unless ``?cascade=true``."""
     org = org_in_reach(principal, slug)
     try:
-        deleted = lifecycle.archive_org(
+        deleted = org_services.archive_org(
             org_id=org.pk, actor=principal.actor, cascade=query_bool(request, "cascade")
         )
-    except lifecycle.OrgNotFound:
+    except org_services.OrgNotFound:
         raise ApiError(404, "Not found.") from None
     org.refresh_from_db()
     return ok({**shapes.org(org), "workspaces_deleted": deleted})
@@ -71,4 +71,4 @@ def delete_org(request: HttpRequest, principal: Principal, slug: str) -> HttpRes
 
 @endpoint(scope=S.PROVISION_STATUS)
 def provision_status(request: HttpRequest, principal: Principal, slug: str) -> HttpResponse:
-    return ok(lifecycle.provision_status(org_in_reach(principal, slug)))
+    return ok(org_services.provision_status(org_in_reach(principal, slug)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.http import iso
-from orgs import tokens
+from orgs import api_tokens
 from orgs.models import Org, OrgApiToken, PartnerApiKey
 from workspaces.models import StructureEvent, WorkspaceSecret
 
@@ -26,7 +26,7 @@ def org(row: Org) -> dict[str, Any]:
 
 
 def token(row: OrgApiToken) -> dict[str, Any]:
-    return tokens.as_dict(row)
+    return api_tokens.as_dict(row)
 
 
 def partner_key(row: PartnerApiKey) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import QuerySet
 
-from orgs import partner_keys, tokens
+from orgs import api_tokens, partner_keys
 from orgs.models import Org, OrgApiToken, PartnerApiKey
 
 UNAUTHORIZED = "invalid or missing API credentials"
@@ -99,7 +99,7 @@ def authenticate(authorization: str) -> Principal:
         )
     if _is_admin_token(bearer):
         return Principal(kind="admin", actor=ADMIN_ACTOR)
-    token = tokens.authenticate(bearer)
+    token = api_tokens.authenticate(bearer)
     if token is None:
         raise Unauthorized
     return Principal(

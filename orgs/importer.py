@@ -44,10 +44,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
-from orgs import lifecycle as org_lifecycle
+from orgs import services as org_services
 from orgs.models import Backend, Org, OrgMembership, Team
 from orgs.orgfile import InvalidOrgFile, Parsed, Problem, parse
 from workspaces import dispatch, teamspec, vault
+from workspaces.events import record as record_event
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 from workspaces.tiers import is_known_tier
 
@@ -116,7 +117,7 @@ def _org_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str
                     )
                 )
             else:
-                if slug in org_lifecycle.RESERVED_SLUGS:
+                if slug in org_services.RESERVED_SLUGS:
                     problems.append(("slug", f"{slug!r} is reserved for a console page"))
                 elif into is None and Org.objects.filter(slug=slug).exists():
                     problems.append(
@@ -281,7 +282,7 @@ def import_org(
                 # A savepoint: a slug taken between the check and the insert (the unique index
                 # decides) must not break the outer transaction before we can report it.
                 with transaction.atomic():
-                    org = org_lifecycle.create_org(
+                    org = org_services.create_org(
                         slug=plan.slug,
                         name=plan.name,
                         plan=plan.plan,
@@ -305,9 +306,9 @@ def import_org(
             actor=actor,
             out=created,
         )
-        event = StructureEvent.objects.create(
-            event_type=EventType.ORG_IMPORTED,
-            org=org,
+        event = record_event(
+            EventType.ORG_IMPORTED,
+            org_id=org.pk,
             actor=actor,
             payload={
                 "source": source,

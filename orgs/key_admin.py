@@ -1,6 +1,6 @@
 """Admin for org API tokens and partner keys: list, mint (plaintext shown once), revoke.
 
-Both are adapters over orgs/tokens.py and orgs/partner_keys.py. A key row is never edited and
+Both are adapters over orgs/api_tokens.py and orgs/partner_keys.py. A key row is never edited and
 never deleted (revoking keeps the audit trail); its hash is not shown at all. Minting answers
 with a page that shows the plaintext once (admin views are never cached); nothing else keeps
 it. Org tokens follow org roles like every admin page; partner keys are console-wide, so only
@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from orgs import partner_keys, tokens
+from orgs import api_tokens, partner_keys
 from orgs.access import actable_orgs, actor, visible_orgs
 from orgs.models import OrgApiToken, PartnerApiKey
 
@@ -146,7 +146,7 @@ class OrgApiTokenAdmin(KeyAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:
             return
-        minted = tokens.mint(
+        minted = api_tokens.mint(
             org=obj.org, name=obj.name, created_by=actor(request.user), expires_at=obj.expires_at
         )
         obj.pk, obj._state = minted.token.pk, minted.token._state
@@ -160,7 +160,7 @@ class OrgApiTokenAdmin(KeyAdmin):
                 messages.ERROR,
             )
             return False
-        tokens.revoke(org=row.org, token_id=row.pk, actor=actor(request.user))
+        api_tokens.revoke(org=row.org, token_id=row.pk, actor=actor(request.user))
         return True
 
 

@@ -28,8 +28,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from orgs.models import Org, PartnerApiKey
-from workspaces.models import EventType, StructureEvent
-from workspaces.tokens import hash_token
+from workspaces.bearer_secrets import hash_token
+from workspaces.events import record as record_event
+from workspaces.models import EventType
 
 KEY_PREFIX = "mol_pk_live_"
 PREFIX_LENGTH = 16
@@ -138,9 +139,9 @@ def revoke(*, key_id: object, actor: str, org: Org | None = None) -> PartnerApiK
 
 
 def _event(event_type: EventType, key: PartnerApiKey, actor: str, **extra: Any) -> None:
-    StructureEvent.objects.create(
-        event_type=event_type,
-        org=key.org,
+    record_event(
+        event_type,
+        org_id=key.org_id,
         actor=actor,
         payload={
             "kind": "partner_key",

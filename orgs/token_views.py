@@ -22,14 +22,14 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from orgs import tokens
+from orgs import api_tokens
 from orgs.access import actable_orgs, actor, check_write, visible_orgs
 from orgs.models import Org, OrgApiToken
 
 
 class MintTokenForm(forms.Form):
     org = forms.ModelChoiceField(queryset=Org.objects.none(), to_field_name="slug")
-    name = forms.CharField(max_length=tokens.MAX_NAME_LENGTH)
+    name = forms.CharField(max_length=api_tokens.MAX_NAME_LENGTH)
     expires_in_days = forms.IntegerField(
         required=False, min_value=1, max_value=3650, label="Expires in (days, optional)"
     )
@@ -41,7 +41,7 @@ class MintTokenForm(forms.Form):
 
 def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     org = request.GET.get("org") or ""
-    rows = tokens.tokens_of(visible_orgs(request.user))
+    rows = api_tokens.tokens_of(visible_orgs(request.user))
     if org:
         rows = rows.filter(org__slug=org)
     actable = set(actable_orgs(request.user).values_list("pk", flat=True))
@@ -73,7 +73,7 @@ def token_mint(request: HttpRequest) -> HttpResponse:
         check_write(request.user, org.pk)  # a viewer of the org: 403
         days = form.cleaned_data["expires_in_days"]
         try:
-            minted = tokens.mint(
+            minted = api_tokens.mint(
                 org=org,
                 name=form.cleaned_data["name"],
                 created_by=actor(request.user),
@@ -115,8 +115,8 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if request.method == "GET":
         return render(request, "orgs/token_revoke.html", {"token": token})
     try:
-        tokens.revoke(org=token.org, token_id=token.pk, actor=actor(request.user))
-    except tokens.TokenNotFound:
+        api_tokens.revoke(org=token.org, token_id=token.pk, actor=actor(request.user))
+    except api_tokens.TokenNotFound:
         raise Http404("This token is already revoked.") from None
     messages.success(
         request, f"Token {token.prefix}… ({token.name}) is revoked; it no longer authenticates."

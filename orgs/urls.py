@@ -6,7 +6,7 @@ from orgs import views
 
 urlpatterns = [
     path("orgs/", views.org_list, name="org-list"),
-    # Before orgs/<slug>/: "import" is a reserved slug (orgs.lifecycle.RESERVED_SLUGS).
+    # Before orgs/<slug>/: "import" is a reserved slug (orgs.services.RESERVED_SLUGS).
     path("orgs/import/", views.org_import, name="org-import"),
     path("orgs/<slug:slug>/", views.org_detail, name="org"),
     path("orgs/<slug:slug>/move/", views.workspace_move, name="org-move"),

@@ -40,10 +40,11 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from orgs import bearer, partner_keys, tokens
+from orgs import api_tokens, bearer, partner_keys
 from orgs.models import Org, OrgApiToken, OrgMembership, PartnerApiKey, Team
 from tests.conftest import make_member
 from workspaces import vault
+from workspaces.bearer_secrets import hash_token
 from workspaces.models import (
     EventType,
     OrphanSuspect,
@@ -53,7 +54,6 @@ from workspaces.models import (
     Workspace,
     WorkspaceSecret,
 )
-from workspaces.tokens import hash_token
 
 HERE = "tests/isolation.py"
 WS_TOKEN_A = "workspace-token-of-acme-" + "a" * 20
@@ -246,13 +246,13 @@ def _build_world() -> World:
         payload={"source": "pasted", "created_org": False, "workspaces": [str(ws_b.pk)]},
     )
 
-    def mint(org: Org, name: str) -> tokens.Minted:
-        return tokens.mint(org=org, name=name, created_by="test")
+    def mint(org: Org, name: str) -> api_tokens.Minted:
+        return api_tokens.mint(org=org, name=name, created_by="test")
 
     token_a = mint(org_a, "acme-caller")
     victim = mint(org_a, "acme-victim")
     revoked = mint(org_a, "acme-revoked")
-    tokens.revoke(org=org_a, token_id=revoked.token.pk, actor="test")
+    api_tokens.revoke(org=org_a, token_id=revoked.token.pk, actor="test")
     token_b = mint(org_b, "globex-caller")
 
     def key(scopes: Iterable[str], **extra: Any) -> partner_keys.MintedKey:

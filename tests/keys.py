@@ -10,7 +10,7 @@ from typing import Any
 from django.db import connection
 from django.test import Client
 
-from orgs import partner_keys, tokens
+from orgs import api_tokens, partner_keys
 from orgs.models import Org
 
 
@@ -25,7 +25,7 @@ def database_text() -> str:
 
 
 def mint_token(org: Org, name: str = "ci", *, expires_at: datetime | None = None) -> str:
-    return tokens.mint(org=org, name=name, created_by="test", expires_at=expires_at).plaintext
+    return api_tokens.mint(org=org, name=name, created_by="test", expires_at=expires_at).plaintext
 
 
 def mint_key(

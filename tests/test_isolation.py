@@ -25,7 +25,7 @@ from django.urls import path
 
 import molecule.urls as molecule_urls
 from api.http import endpoint, ok, route
-from orgs import bearer, tokens
+from orgs import api_tokens, bearer
 from orgs.access import check_visible, check_write, org_for
 from orgs.models import Org, OrgApiToken
 from tests import isolation
@@ -227,7 +227,7 @@ def test_a_revoked_token_told_apart_from_no_token_fails(
     def telling(header: str) -> Any:
         plaintext = bearer.bearer_of(header)
         if OrgApiToken.objects.filter(
-            token_hash=tokens.hash_token(plaintext), revoked_at__isnull=False
+            token_hash=api_tokens.hash_token(plaintext), revoked_at__isnull=False
         ).exists():
             raise bearer.Unauthorized("this token was revoked")
         return real(header)

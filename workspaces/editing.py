@@ -13,8 +13,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
-from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.models import EventType, Status, Workspace
 from workspaces.tiers import is_known_tier
 
 EDITABLE = ("name", "role", "tier")
@@ -65,10 +66,9 @@ def update_workspace(*, workspace_id: Any, actor: str, **changes: Any) -> dict[s
         payload: dict[str, Any] = {"changed": changed}
         if "tier" in changed:
             payload["note"] = "the new tier applies at the next start"
-        StructureEvent.objects.create(
-            event_type=EventType.WORKSPACE_UPDATED,
+        record_event(
+            EventType.WORKSPACE_UPDATED,
             workspace=workspace,
-            org_id=workspace.org_id,
             actor=actor,
             payload=payload,
         )

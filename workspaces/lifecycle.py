@@ -12,6 +12,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from workspaces.events import record as record_event
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 NEW = "new"  # a workspace that does not exist yet; never stored
@@ -169,10 +170,9 @@ def apply(
     """
     transition = check(workspace, cause)
     previous = workspace.status
-    event = StructureEvent.objects.create(
-        event_type=transition.event,
+    event = record_event(
+        transition.event,
         workspace=workspace,
-        org_id=workspace.org_id,
         actor=actor,
         payload={"from": previous, "to": str(transition.target), "cause": cause, **(payload or {})},
     )
@@ -191,10 +191,9 @@ def create_event(
 ) -> StructureEvent:
     """The "(new) → provisioning" event of a workspace row the caller just inserted."""
     transition = TRANSITIONS[cause]
-    return StructureEvent.objects.create(
-        event_type=transition.event,
+    return record_event(
+        transition.event,
         workspace=workspace,
-        org_id=workspace.org_id,
         actor=actor,
         payload={"from": NEW, "to": str(transition.target), "cause": cause, **payload},
     )

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workspaces import scenarios
-from workspaces.dispatch import inspect
+from workspaces.dispatch import probes
 from workspaces.models import ParityResult, ParityRun
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,14 @@ ROW_IDS = [row.id for row in ROWS]
 def declared_matrix() -> dict[str, dict[str, object]]:
     """backend → row → Declared (or None when the backend forgot to declare the row)."""
     return {
-        name: {row.id: inspect.declared(name).get(row.id) for row in ROWS}
-        for name in inspect.known()
+        name: {row.id: probes.declared(name).get(row.id) for row in ROWS} for name in probes.known()
     }
 
 
 def _record(
     run: ParityRun, backend: str, row: Row, outcome: str, detail: str, seconds: float
 ) -> ParityResult:
-    declared = inspect.declared(backend).get(row.id)
+    declared = probes.declared(backend).get(row.id)
     return ParityResult.objects.create(
         run=run,
         backend=backend,
@@ -84,7 +83,7 @@ def _record(
 
 
 def _run_cell(run: ParityRun, backend: str, row: Row, context: scenarios.Context) -> ParityResult:
-    declared = inspect.declared(backend).get(row.id)
+    declared = probes.declared(backend).get(row.id)
     if declared is not None and declared.verdict == "unsupported":
         return _record(
             run, backend, row, ParityResult.SKIPPED, f"declared unsupported: {declared.note}", 0
@@ -105,11 +104,11 @@ def _run_cell(run: ParityRun, backend: str, row: Row, context: scenarios.Context
 
 
 def start_run(*, backends: list[str] | None, requested_by: str) -> ParityRun:
-    chosen = backends or inspect.known()
-    unknown = sorted(set(chosen) - set(inspect.known()))
+    chosen = backends or probes.known()
+    unknown = sorted(set(chosen) - set(probes.known()))
     if unknown:
         raise ValueError(
-            f"Unknown backend(s): {', '.join(unknown)}; known: {', '.join(inspect.known())}."
+            f"Unknown backend(s): {', '.join(unknown)}; known: {', '.join(probes.known())}."
         )
     return ParityRun.objects.create(backends=chosen, requested_by=requested_by)
 
@@ -122,7 +121,7 @@ def execute(run: ParityRun, *, timeout: float = 90) -> ParityRun:
     """
     try:
         for backend in run.backends:
-            if backend not in inspect.available():
+            if backend not in probes.available():
                 for row in ROWS:
                     _record(
                         run,

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from workspaces import heartbeats
-from workspaces.tokens import hash_token
+from workspaces.bearer_secrets import hash_token
 
 MAX_BODY = 64 * 1024
 UNAUTHORIZED = {"error": "invalid workspace credentials"}

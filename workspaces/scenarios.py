@@ -2,7 +2,7 @@
 
 Each scenario drives real workspaces through dispatch on the backend under test (agents really
 start, register and heartbeat), observes the result through the rows and through
-``dispatch.inspect``, and raises ``ScenarioFailed`` with a sentence when the backend does not do
+``dispatch.probes``, and raises ``ScenarioFailed`` with a sentence when the backend does not do
 what the row says. The same functions run in ``manage.py parity --check``, from the parity page,
 and in the contract tests (tests/contract/).
 """
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from orgs.models import Org
 from workspaces import dispatch
-from workspaces.dispatch import inspect
+from workspaces.dispatch import probes
 from workspaces.models import Status, Workspace
 from workspaces.tiers import tier_settings
 
@@ -92,14 +92,12 @@ class Context:
     def online(self, name: str, **fields: Any) -> Workspace:
         return self.reach(self.create(name, **fields), Status.ONLINE)
 
-    def gone(self, shot: inspect.Snapshot, what: str) -> None:
+    def gone(self, shot: probes.Snapshot, what: str) -> None:
         # Not running is not enough: an agent exits by itself once its token is refused, while
         # the instance (a container, a VM) may live on. Gone means the backend released it.
         self.wait(
             what,
-            lambda: (
-                not inspect.running(shot) and not inspect.listed(shot.backend, shot.instance_id)
-            ),
+            lambda: not probes.running(shot) and not probes.listed(shot.backend, shot.instance_id),
         )
 
     def cleanup(self) -> None:
@@ -120,12 +118,12 @@ def _expect(condition: bool, message: str) -> None:
 def scenario_provision(ctx: Context) -> None:
     workspace = ctx.online("provision")
     _expect(bool(workspace.instance_id), "online without an instance id")
-    _expect(inspect.running(inspect.snapshot(workspace)), "online but the backend says not running")
+    _expect(probes.running(probes.snapshot(workspace)), "online but the backend says not running")
 
 
 def scenario_stop(ctx: Context) -> None:
     workspace = ctx.online("stop")
-    shot = inspect.snapshot(workspace)
+    shot = probes.snapshot(workspace)
     dispatch.stop(workspace_id=workspace.pk, actor=ACTOR)
     ctx.reach(workspace, Status.OFFLINE)
     ctx.gone(shot, "the instance stopping")
@@ -133,7 +131,7 @@ def scenario_stop(ctx: Context) -> None:
 
 def scenario_restart(ctx: Context) -> None:
     workspace = ctx.online("restart")
-    shot = inspect.snapshot(workspace)
+    shot = probes.snapshot(workspace)
     dispatch.restart(workspace_id=workspace.pk, actor=ACTOR)
     ctx.wait(
         "a new instance coming online",
@@ -147,7 +145,7 @@ def scenario_restart(ctx: Context) -> None:
 
 def scenario_pause_resume(ctx: Context) -> None:
     workspace = ctx.online("pause")
-    shot = inspect.snapshot(workspace)
+    shot = probes.snapshot(workspace)
     dispatch.pause(workspace_id=workspace.pk, actor=ACTOR)
     ctx.reach(workspace, Status.PAUSED)
     ctx.gone(shot, "the paused instance stopping")
@@ -157,14 +155,14 @@ def scenario_pause_resume(ctx: Context) -> None:
 
 def scenario_delete_storage(ctx: Context) -> None:
     workspace = ctx.online("delete")
-    shot = inspect.snapshot(workspace)
-    _expect(inspect.storage_exists(shot) is not False, "no storage even before delete")
+    shot = probes.snapshot(workspace)
+    _expect(probes.storage_exists(shot) is not False, "no storage even before delete")
     dispatch.delete(workspace_id=workspace.pk, actor=ACTOR)
     ctx.reach(workspace, Status.REMOVED)
     ctx.gone(shot, "the deleted instance stopping")
-    if inspect.storage_exists(shot) is None:
+    if probes.storage_exists(shot) is None:
         raise ScenarioSkipped("the backend cannot tell whether storage exists")
-    ctx.wait("the storage being removed", lambda: inspect.storage_exists(shot) is False)
+    ctx.wait("the storage being removed", lambda: probes.storage_exists(shot) is False)
 
 
 def scenario_org_import(ctx: Context) -> None:
@@ -188,7 +186,7 @@ def scenario_team(ctx: Context) -> None:
     result = dispatch.expand_team(workspace_id=lead.pk, actor=ACTOR)
     ctx.created += [child.pk for child in result.moved]
     children = [ctx.reach(child, Status.ONLINE) for child in result.moved]
-    shots = [inspect.snapshot(child) for child in children]
+    shots = [probes.snapshot(child) for child in children]
     dispatch.collapse_team(workspace_id=lead.pk, actor=ACTOR)
     for child, shot in zip(children, shots, strict=True):
         ctx.reach(child, Status.REMOVED)
@@ -302,8 +300,8 @@ def scenario_console(ctx: Context) -> None:
 
 def scenario_liveness(ctx: Context) -> None:
     workspace = ctx.online("liveness")
-    shot = inspect.snapshot(workspace)
-    inspect.lose_instance(workspace)
+    shot = probes.snapshot(workspace)
+    probes.lose_instance(workspace)
 
     def noticed() -> bool:
         dispatch.health_sweep()
@@ -317,11 +315,11 @@ def scenario_liveness(ctx: Context) -> None:
 
 
 def scenario_orphans(ctx: Context) -> None:
-    instance_id = inspect.start_unowned(ctx.backend, org_slug=ctx.org.slug)
-    ctx.wait("the stray instance being listed", lambda: inspect.listed(ctx.backend, instance_id))
+    instance_id = probes.start_unowned(ctx.backend, org_slug=ctx.org.slug)
+    ctx.wait("the stray instance being listed", lambda: probes.listed(ctx.backend, instance_id))
     removed = dispatch.orphan_sweep(grace=0)
     _expect(instance_id in removed, f"the orphan sweep did not stop {instance_id}")
-    ctx.wait("the stray instance going away", lambda: not inspect.listed(ctx.backend, instance_id))
+    ctx.wait("the stray instance going away", lambda: not probes.listed(ctx.backend, instance_id))
 
 
 def scenario_url(ctx: Context) -> None:

@@ -33,8 +33,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
-from workspaces.models import EventType, Status, StructureEvent, Workspace, WorkspaceSecret
+from workspaces.models import EventType, Status, Workspace, WorkspaceSecret
 
 VERSION = "v1"
 NONCE_BYTES = 12
@@ -216,10 +217,9 @@ def set_secret(*, workspace_id: Any, key: str, value: str, actor: str) -> Worksp
         secret, created = WorkspaceSecret.objects.update_or_create(
             workspace=workspace, key=key, defaults={"value_encrypted": blob}
         )
-        StructureEvent.objects.create(
-            event_type=EventType.SECRET_SET,
+        record_event(
+            EventType.SECRET_SET,
             workspace=workspace,
-            org_id=workspace.org_id,
             actor=actor,
             payload={"key": key, "created": created},
         )
@@ -236,10 +236,9 @@ def delete_secret(*, workspace_id: Any, key: str, actor: str) -> None:
         deleted, _ = WorkspaceSecret.objects.filter(workspace=workspace, key=key).delete()
         if not deleted:
             raise SecretNotFound(f"Workspace {workspace.name!r} has no secret {key!r}.")
-        StructureEvent.objects.create(
-            event_type=EventType.SECRET_DELETED,
+        record_event(
+            EventType.SECRET_DELETED,
             workspace=workspace,
-            org_id=workspace.org_id,
             actor=actor,
             payload={"key": key},
         )

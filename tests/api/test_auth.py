@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from orgs import bearer, partner_keys, tokens
+from orgs import api_tokens, bearer, partner_keys
 from orgs.models import Org, OrgApiToken, PartnerApiKey
 from tests.api.conftest import ADMIN_TOKEN
 from tests.conftest import MakeWorkspace
@@ -34,14 +34,14 @@ UNAUTHORIZED = {"error": bearer.UNAUTHORIZED}
 
 def _revoked(org: Org) -> str:
     plaintext = mint_token(org, "old")
-    row = OrgApiToken.objects.get(token_hash=tokens.hash_token(plaintext))
-    tokens.revoke(org=org, token_id=row.pk, actor="test")
+    row = OrgApiToken.objects.get(token_hash=api_tokens.hash_token(plaintext))
+    api_tokens.revoke(org=org, token_id=row.pk, actor="test")
     return plaintext
 
 
 def _expired(org: Org) -> str:
     plaintext = mint_token(org, "short-lived")
-    OrgApiToken.objects.filter(token_hash=tokens.hash_token(plaintext)).update(
+    OrgApiToken.objects.filter(token_hash=api_tokens.hash_token(plaintext)).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     return plaintext
@@ -147,7 +147,7 @@ def test_revoking_a_token_refuses_its_very_next_request(org: Org, token: str) ->
     client = api(token)
     assert client.get("orgs/acme").status_code == 200
     row = OrgApiToken.objects.get()
-    tokens.revoke(org=org, token_id=row.pk, actor="test")
+    api_tokens.revoke(org=org, token_id=row.pk, actor="test")
     response = client.get("orgs/acme")
     assert response.status_code == 401
     assert response.json() == UNAUTHORIZED

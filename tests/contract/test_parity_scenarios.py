@@ -12,7 +12,7 @@ import pytest
 from tests.contract.conftest import Harness
 from workspaces import parity, scenarios
 from workspaces.backends import Verdict
-from workspaces.dispatch import inspect
+from workspaces.dispatch import probes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 pytest_plugins = ["tests.contract.fixtures", "tests.cpdouble_fixtures"]
@@ -21,7 +21,7 @@ pytest_plugins = ["tests.contract.fixtures", "tests.cpdouble_fixtures"]
 @pytest.mark.parametrize("row", parity.ROWS, ids=parity.ROW_IDS)
 def test_the_scenario_agrees_with_the_declaration(backend: Harness, row: parity.Row, settings):
     settings.MOLECULE_ORPHAN_GRACE = 0
-    declared = inspect.declared(backend.name)[row.id]
+    declared = probes.declared(backend.name)[row.id]
     if declared.verdict == Verdict.UNSUPPORTED:
         pytest.skip(f"{backend.name} declares {row.id} unsupported: {declared.note}")
     with scenarios.Context.open(backend=backend.name, label="test", timeout=60) as context:

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from orgs import partner_keys, tokens
+from orgs import api_tokens, partner_keys
 from orgs.models import Org, OrgApiToken, PartnerApiKey
 from tests.conftest import make_member
 from workspaces.models import EventType, StructureEvent
@@ -41,8 +41,8 @@ def minted_on(content: str) -> str:
 def test_the_page_lists_the_users_orgs_tokens_and_no_others(
     org: Org, other_org: Org, owner: User
 ) -> None:
-    ours = tokens.mint(org=org, name="ours", created_by="test").token
-    theirs = tokens.mint(org=other_org, name="theirs", created_by="test").token
+    ours = api_tokens.mint(org=org, name="ours", created_by="test").token
+    theirs = api_tokens.mint(org=other_org, name="theirs", created_by="test").token
     content = login(owner).get(reverse("tokens")).content.decode()
     assert f'data-token="{ours.prefix}"' in content
     assert f'data-token="{theirs.prefix}"' not in content
@@ -51,7 +51,7 @@ def test_the_page_lists_the_users_orgs_tokens_and_no_others(
 
 
 def test_the_page_answers_htmx_with_only_the_table(org: Org, owner: User) -> None:
-    tokens.mint(org=org, name="ours", created_by="test")
+    api_tokens.mint(org=org, name="ours", created_by="test")
     content = login(owner).get(reverse("tokens"), headers=HTMX).content.decode()
     assert 'id="tokens"' in content
     assert "<html" not in content
@@ -59,7 +59,7 @@ def test_the_page_answers_htmx_with_only_the_table(org: Org, owner: User) -> Non
 
 
 def test_a_viewer_sees_the_tokens_but_no_mint_form_or_revoke(org: Org, viewer: User) -> None:
-    token = tokens.mint(org=org, name="ours", created_by="test").token
+    token = api_tokens.mint(org=org, name="ours", created_by="test").token
     content = login(viewer).get(reverse("tokens")).content.decode()
     assert f'data-token="{token.prefix}"' in content
     assert "Mint a token" not in content
@@ -86,7 +86,7 @@ def test_minting_shows_the_token_once(org: Org, owner: User) -> None:
     assert "no-store" in response["Cache-Control"]
     plaintext = minted_on(response.content.decode())
     row = OrgApiToken.objects.get()
-    assert tokens.hash_token(plaintext) == row.token_hash
+    assert api_tokens.hash_token(plaintext) == row.token_hash
     assert (row.name, row.created_by) == ("zapier", "user:olivia")
     again = client.get(reverse("tokens")).content.decode()
     assert row.prefix in again
@@ -100,7 +100,7 @@ def test_minting_with_htmx_answers_the_table_with_the_new_token(org: Org, owner:
     content = response.content.decode()
     assert response["HX-Trigger"] == "token-minted"
     assert "<html" not in content
-    assert tokens.hash_token(minted_on(content)) == OrgApiToken.objects.get().token_hash
+    assert api_tokens.hash_token(minted_on(content)) == OrgApiToken.objects.get().token_hash
 
 
 def test_minting_with_an_expiry(org: Org, owner: User) -> None:
@@ -139,7 +139,7 @@ def test_minting_needs_a_csrf_token(org: Org, owner: User) -> None:
 
 
 def test_revoke_asks_first_then_revokes_and_a_second_revoke_is_404(org: Org, owner: User) -> None:
-    token = tokens.mint(org=org, name="ci", created_by="test").token
+    token = api_tokens.mint(org=org, name="ci", created_by="test").token
     client = login(owner)
     url = reverse("token-revoke", args=[token.pk])
     confirm = client.get(url)
@@ -157,7 +157,7 @@ def test_revoke_asks_first_then_revokes_and_a_second_revoke_is_404(org: Org, own
 
 
 def test_revoking_with_htmx_answers_the_table(org: Org, owner: User) -> None:
-    token = tokens.mint(org=org, name="ci", created_by="test").token
+    token = api_tokens.mint(org=org, name="ci", created_by="test").token
     response = login(owner).post(reverse("token-revoke", args=[token.pk]), headers=HTMX)
     content = response.content.decode()
     assert response["HX-Trigger"] == "token-revoked"
@@ -173,7 +173,7 @@ def test_only_the_orgs_owners_and_admins_revoke(
     user = (
         make_member(org, who, "viewer") if who == "viewer" else make_member(other_org, who, "owner")
     )
-    token = tokens.mint(org=org, name="ci", created_by="test").token
+    token = api_tokens.mint(org=org, name="ci", created_by="test").token
     response = login(user).post(reverse("token-revoke", args=[token.pk]))
     assert response.status_code == status
     assert OrgApiToken.objects.get().revoked_at is None
@@ -183,7 +183,7 @@ def test_only_the_orgs_owners_and_admins_revoke(
 
 
 def test_the_admin_lists_tokens_without_their_hashes(org: Org, superuser: User) -> None:
-    token = tokens.mint(org=org, name="ci", created_by="test").token
+    token = api_tokens.mint(org=org, name="ci", created_by="test").token
     client = login(superuser)
     changelist = client.get(reverse("admin:orgs_orgapitoken_changelist")).content.decode()
     change = client.get(reverse("admin:orgs_orgapitoken_change", args=[token.pk])).content.decode()
@@ -201,12 +201,12 @@ def test_the_admin_mints_a_token_and_shows_it_once(org: Org, superuser: User) ->
     plaintext = re.search(r'<pre id="minted-token"[^>]*>([^<]+)</pre>', response.content.decode())
     assert plaintext
     row = OrgApiToken.objects.get()
-    assert tokens.hash_token(plaintext[1]) == row.token_hash
+    assert api_tokens.hash_token(plaintext[1]) == row.token_hash
     assert row.created_by == "user:root"
 
 
 def test_the_admin_revoke_action_revokes_through_the_service(org: Org, superuser: User) -> None:
-    token = tokens.mint(org=org, name="ci", created_by="test").token
+    token = api_tokens.mint(org=org, name="ci", created_by="test").token
     login(superuser).post(
         reverse("admin:orgs_orgapitoken_changelist"),
         {"action": "revoke_action", "_selected_action": [token.pk]},
@@ -235,7 +235,7 @@ def test_partner_keys_are_hidden_from_staff_who_are_not_superusers(org: Org) -> 
 
 
 def test_keys_cannot_be_deleted_in_the_admin(org: Org, superuser: User) -> None:
-    token = tokens.mint(org=org, name="ci", created_by="test").token
+    token = api_tokens.mint(org=org, name="ci", created_by="test").token
     response = login(superuser).post(
         reverse("admin:orgs_orgapitoken_delete", args=[token.pk]), {"post": "yes"}
     )
@@ -250,8 +250,8 @@ def test_the_admin_token_list_names_no_other_orgs(
     staff.is_staff = True
     staff.save()
     staff.user_permissions.add(Permission.objects.get(codename="view_orgapitoken"))
-    tokens.mint(org=org, name="ours", created_by="test")
-    theirs = tokens.mint(org=other_org, name="theirs", created_by="test").token
+    api_tokens.mint(org=org, name="ours", created_by="test")
+    theirs = api_tokens.mint(org=other_org, name="theirs", created_by="test").token
     content = login(staff).get(reverse("admin:orgs_orgapitoken_changelist")).content.decode()
     assert "ours" in content
     assert theirs.prefix not in content

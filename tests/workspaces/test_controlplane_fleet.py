@@ -22,7 +22,7 @@ from tests.workspaces.test_controlplane_backend import (
     requests_to,
 )
 from tests.workspaces.test_local_backend import environ, is_alive, make_spec
-from workspaces import backends, dispatch, tokens
+from workspaces import backends, bearer_secrets, dispatch
 from workspaces.backends import Instance
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
@@ -75,7 +75,7 @@ def test_a_workspace_on_the_controlplane_gets_a_vm_that_registers_and_heartbeats
     assert (vm["org"], vm["name"], vm["generation"]) == ("acme", "PM", workspace.generation)
     # The token that dispatch minted reached the VM and is the one the console accepts.
     token = environ(vm["pid"])["MOLECULE_WORKSPACE_TOKEN"]
-    assert tokens.hash_token(token) == workspace.token_hash
+    assert bearer_secrets.hash_token(token) == workspace.token_hash
     wait_for(lambda: fresh(workspace).uptime_seconds >= 1, timeout=20)
     assert "registered with the console" in dispatch.console(workspace_id=workspace.pk)
 

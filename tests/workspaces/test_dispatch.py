@@ -13,7 +13,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from workspaces import dispatch, tokens
+from workspaces import bearer_secrets, dispatch
 from workspaces.backends import BackendError, Instance, InstanceSpec
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import (
@@ -101,7 +101,7 @@ def test_the_agent_gets_a_fresh_token_whose_hash_alone_is_stored(org, recording,
     second = recording["local"].specs[-1].env["MOLECULE_WORKSPACE_TOKEN"]
     workspace.refresh_from_db()
     assert first != second
-    assert workspace.token_hash == tokens.hash_token(second)
+    assert workspace.token_hash == bearer_secrets.hash_token(second)
     assert second not in str(Workspace.objects.filter(pk=workspace.pk).values().get())
 
 

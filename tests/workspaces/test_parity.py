@@ -13,7 +13,7 @@ from workspaces import parity, scenarios
 from workspaces.backends import Verdict
 from workspaces.backends.base import parity as at_parity
 from workspaces.backends.local import LocalBackend
-from workspaces.dispatch import inspect
+from workspaces.dispatch import probes
 from workspaces.models import ParityResult, ParityRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,7 +178,7 @@ def test_unknown_backends_are_refused():
 
 @pytest.fixture
 def finished_run(db):
-    run = ParityRun.objects.create(backends=inspect.known(), requested_by="test")
+    run = ParityRun.objects.create(backends=probes.known(), requested_by="test")
     ParityResult.objects.create(
         run=run, backend="local", row="provision", declared="parity", outcome="passed"
     )

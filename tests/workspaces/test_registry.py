@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-from workspaces import tokens
+from workspaces import bearer_secrets
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def agent(org):
     """A provisioning workspace and the token its agent was given."""
-    token = tokens.mint()
+    token = bearer_secrets.mint()
     workspace = Workspace.objects.create(
-        org=org, name="PM", backend="local", token_hash=tokens.hash_token(token)
+        org=org, name="PM", backend="local", token_hash=bearer_secrets.hash_token(token)
     )
     return workspace, token
 
@@ -84,9 +84,9 @@ def test_registering_again_while_online_writes_no_new_event(agent):
 )
 def test_every_credential_failure_is_the_same_401(agent, org, credentials):
     workspace, _token = agent
-    other_token = tokens.mint()
+    other_token = bearer_secrets.mint()
     other = Workspace.objects.create(
-        org=org, name="Other", backend="local", token_hash=tokens.hash_token(other_token)
+        org=org, name="Other", backend="local", token_hash=bearer_secrets.hash_token(other_token)
     )
     used = {"wrong-token": "nope", "": "", "other-workspace": other_token}[credentials]
     for path in ("/registry/register", "/registry/heartbeat"):

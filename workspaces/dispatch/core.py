@@ -55,20 +55,20 @@ def enqueue(workspace: Workspace) -> None:
     transaction.on_commit(lambda: tasks.reconcile_workspace.delay(workspace_id, generation))
 
 
-def move(
+def transition(
     workspace: Workspace, cause: str, *, actor: str, payload: dict[str, Any] | None = None
 ) -> StructureEvent:
     """Apply a transition that changes what should be running, and queue the backend call."""
-    transition = lifecycle.check(workspace, cause)
+    step = lifecycle.check(workspace, cause)
     workspace.generation += 1
     fields = ["generation"]
-    if transition.target not in lifecycle.WANTS_INSTANCE:
+    if step.target not in lifecycle.WANTS_INSTANCE:
         # A stopped workspace's agent must not be able to report in any more.
         workspace.token_hash = ""
         fields.append("token_hash")
     event = lifecycle.apply(workspace, cause, actor=actor, payload=payload, update_fields=fields)
     backend = backends.get(workspace.backend)
-    if backend is None and transition.target == Status.PROVISIONING:
+    if backend is None and step.target == Status.PROVISIONING:
         # Never leave a workspace in provisioning when nothing will ever start it.
         return lifecycle.apply(
             workspace,

@@ -7,10 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from workspaces import backends, lifecycle, tokens, vault
+from workspaces import backends, bearer_secrets, lifecycle, vault
 from workspaces.backends import BackendError, Instance, InstanceSpec
 from workspaces.dispatch.core import RetryLater, console_tail, locked, recorded_instance
-from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.events import record as record_event
+from workspaces.models import EventType, Status, Workspace
 from workspaces.tiers import tier_settings
 
 
@@ -78,7 +79,7 @@ def reconcile(*, workspace_id: Any, generation: int, final_attempt: bool = True)
                 if old is not None:
                     _forget_instance(workspace)
                 return "stopped" if old else "idle"
-            token = tokens.mint()
+            token = bearer_secrets.mint()
             new = backend.start(_spec(workspace, token))
         except (BackendError, vault.SecretsUnreadable) as error:
             if not (error.permanent or final_attempt):
@@ -93,16 +94,15 @@ def reconcile(*, workspace_id: Any, generation: int, final_attempt: bool = True)
                     payload={"error": error.message, "console": console_tail(backend, old)},
                 )
                 return "failed"
-            StructureEvent.objects.create(
-                event_type=EventType.BACKEND_CALL_FAILED,
+            record_event(
+                EventType.BACKEND_CALL_FAILED,
                 workspace=workspace,
-                org_id=workspace.org_id,
                 actor="system:dispatch",
                 payload={"call": "stop", "error": error.message},
             )
             return "failed"
         workspace.instance_id, workspace.url = new.instance_id, new.url
-        workspace.backend_state, workspace.token_hash = new.state, tokens.hash_token(token)
+        workspace.backend_state, workspace.token_hash = new.state, bearer_secrets.hash_token(token)
         workspace.save(
             update_fields=["instance_id", "url", "backend_state", "token_hash", "updated_at"]
         )

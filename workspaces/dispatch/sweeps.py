@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from workspaces import backends
 from workspaces.backends import BackendError, Instance
-from workspaces.dispatch.core import console_tail, locked, move, recorded_instance
+from workspaces.dispatch.core import console_tail, locked, recorded_instance, transition
+from workspaces.events import record as record_event
 from workspaces.models import (
     EventType,
     OrphanSuspect,
@@ -38,12 +39,11 @@ def _crash_looping(workspace: Workspace) -> bool:
 def _offline_then_restart(
     workspace: Workspace, cause: str, *, actor: str, reason: str, console: str = ""
 ) -> None:
-    move(workspace, cause, actor=actor, payload={"reason": reason, "console": console})
+    transition(workspace, cause, actor=actor, payload={"reason": reason, "console": console})
     if _crash_looping(workspace):
-        StructureEvent.objects.create(
-            event_type=EventType.WORKSPACE_OFFLINE,
+        record_event(
+            EventType.WORKSPACE_OFFLINE,
             workspace=workspace,
-            org_id=workspace.org_id,
             actor=actor,
             payload={
                 "reason": f"not restarted: {settings.MOLECULE_CRASH_LOOP_LIMIT} automatic "
@@ -52,7 +52,7 @@ def _offline_then_restart(
             },
         )
         return
-    move(workspace, "auto_restart", actor=actor, payload={"reason": reason})
+    transition(workspace, "auto_restart", actor=actor, payload={"reason": reason})
 
 
 def _watching_long_enough(name: str, *, needed: float, gap: float) -> bool:
@@ -121,7 +121,7 @@ def provision_timeout_sweep() -> list[str]:
                 continue
             backend = backends.get(workspace.backend)
             tail = console_tail(backend, recorded_instance(workspace)) if backend else ""
-            move(
+            transition(
                 workspace,
                 "provision_failed",
                 actor="system:provision-timeout",
@@ -161,7 +161,7 @@ def health_sweep() -> list[str]:
             ):
                 continue
             if current.status == Status.PROVISIONING:
-                move(
+                transition(
                     current,
                     "provision_failed",
                     actor="system:health",
@@ -222,8 +222,8 @@ def orphan_sweep(*, grace: float | None = None) -> list[str]:
                 log.warning("orphan sweep: cannot stop %s: %s", instance_id, error.message)
                 continue
             with transaction.atomic():
-                StructureEvent.objects.create(
-                    event_type=EventType.ORPHAN_REMOVED,
+                record_event(
+                    EventType.ORPHAN_REMOVED,
                     actor="system:orphan-sweep",
                     payload={"backend": name, "instance_id": instance_id},
                 )

@@ -18,18 +18,18 @@ from workspaces.dispatch.core import (
     VerbResult,
     locked,
     locked_tree,
-    move,
+    transition,
 )
 from workspaces.dispatch.verbs import create_workspace
+from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
-from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.models import EventType, Status, Workspace
 
 
 def _event(workspace: Workspace, event_type: EventType, actor: str, payload: dict) -> None:
-    StructureEvent.objects.create(
-        event_type=event_type,
+    record_event(
+        event_type,
         workspace=workspace,
-        org_id=workspace.org_id,
         actor=actor,
         payload=payload,
     )
@@ -92,7 +92,7 @@ def collapse_team(*, workspace_id: Any, actor: str) -> VerbResult:
         if not removed:
             raise Refused(f"Cannot collapse workspace {lead.name!r}: it leads no live workspace.")
         for workspace in removed:
-            move(workspace, "delete", actor=actor, payload={"cascaded_from": str(lead.pk)})
+            transition(workspace, "delete", actor=actor, payload={"cascaded_from": str(lead.pk)})
         Team.objects.filter(lead__in=[lead, *descendants]).delete()
         _event(
             lead,

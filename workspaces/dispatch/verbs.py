@@ -17,10 +17,10 @@ from workspaces.dispatch.core import (
     enqueue,
     locked,
     locked_tree,
-    move,
     no_backend_note,
     no_backend_reason,
     recorded_instance,
+    transition,
 )
 from workspaces.models import Status, Workspace
 
@@ -36,7 +36,7 @@ def _cascade(workspace_id: Any, cause: str, *, actor: str, skip: Iterable[str] =
             payload = no_backend_note(workspace)
             if workspace is not root:
                 payload["cascaded_from"] = str(root.pk)
-            move(workspace, cause, actor=actor, payload=payload)
+            transition(workspace, cause, actor=actor, payload=payload)
             moved.append(workspace)
         return VerbResult(root, moved)
 
@@ -44,7 +44,7 @@ def _cascade(workspace_id: Any, cause: str, *, actor: str, skip: Iterable[str] =
 def _single(workspace_id: Any, cause: str, *, actor: str) -> Workspace:
     with transaction.atomic():
         workspace = locked(workspace_id, busy_after=VERB_LOCK_WAIT)
-        move(workspace, cause, actor=actor, payload=no_backend_note(workspace))
+        transition(workspace, cause, actor=actor, payload=no_backend_note(workspace))
         return workspace
 
 

@@ -1,4 +1,4 @@
-"""``manage.py token {mint,list,revoke}``: org API tokens from the shell (orgs/tokens.py)."""
+"""``manage.py token {mint,list,revoke}``: org API tokens from the shell (orgs/api_tokens.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from orgs import tokens
+from orgs import api_tokens
 from orgs.models import Org, OrgApiToken
 
 
@@ -27,7 +27,7 @@ def _org(slug: str) -> Org:
 
 
 class Command(BaseCommand):
-    help = "Mint, list or revoke org API tokens. A minted token is printed once; keep it."
+    help = "Mint, list or revoke org API api_tokens. A minted token is printed once; keep it."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -36,9 +36,9 @@ class Command(BaseCommand):
         mint.add_argument("--name", required=True, help="What or who will use it.")
         mint.add_argument("--expires-in-days", type=int, help="Expire after this many days.")
         listing = sub.add_parser("list", help="List tokens (prefixes and metadata, never tokens).")
-        listing.add_argument("--org", help="Only this org's tokens.")
+        listing.add_argument("--org", help="Only this org's api_tokens.")
         listing.add_argument(
-            "--all", dest="include_revoked", action="store_true", help="Include revoked tokens."
+            "--all", dest="include_revoked", action="store_true", help="Include revoked api_tokens."
         )
         listing.add_argument("--json", dest="as_json", action="store_true", help="Print JSON.")
         revoke = sub.add_parser("revoke", help="Revoke a token now.")
@@ -53,7 +53,7 @@ class Command(BaseCommand):
             raise CommandError("--expires-in-days must be 1 or more.")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         try:
-            minted = tokens.mint(
+            minted = api_tokens.mint(
                 org=_org(org), name=name, created_by=cli_actor(), expires_at=expires_at
             )
         except ValidationError as invalid:
@@ -65,9 +65,9 @@ class Command(BaseCommand):
 
     def list(self, *, org: str | None, include_revoked: bool, as_json: bool, **_: Any) -> None:
         orgs = Org.objects.filter(pk=_org(org).pk) if org else Org.objects.all()
-        rows = tokens.tokens_of(orgs, include_revoked=include_revoked)
+        rows = api_tokens.tokens_of(orgs, include_revoked=include_revoked)
         if as_json:
-            self.stdout.write(json.dumps([tokens.as_dict(t) for t in rows], indent=2))
+            self.stdout.write(json.dumps([api_tokens.as_dict(t) for t in rows], indent=2))
             return
         self.stdout.write(
             f"{'ID':<6}{'PREFIX':<10}{'ORG':<14}{'NAME':<22}{'STATUS':<9}{'LAST USED':<22}"
@@ -91,5 +91,5 @@ class Command(BaseCommand):
         if len(matches) > 1:
             raise CommandError(f"{token!r} matches several tokens; use the id (`token list`).")
         row = matches[0]
-        tokens.revoke(org=row.org, token_id=row.pk, actor=cli_actor())
+        api_tokens.revoke(org=row.org, token_id=row.pk, actor=cli_actor())
         self.stdout.write(self.style.SUCCESS(f"Revoked {row.prefix}… ({row.name}) of {row.org}."))

@@ -10,7 +10,8 @@ from django.db import transaction
 
 from orgs.models import Backend, Org, Team
 from workspaces import dispatch
-from workspaces.models import EventType, Status, StructureEvent
+from workspaces.events import record as record_event
+from workspaces.models import EventType, Status
 
 DEMO_TREE = {
     "name": "PM",
@@ -59,8 +60,8 @@ class Command(BaseCommand):
                 slug=slug, defaults={"name": f"{slug.capitalize()} Org", "backend": backend}
             )
             if created:
-                StructureEvent.objects.create(
-                    event_type=EventType.ORG_CREATED, org=org, actor=actor, payload={"slug": slug}
+                record_event(
+                    EventType.ORG_CREATED, org_id=org.pk, actor=actor, payload={"slug": slug}
                 )
             elif org.backend != backend:
                 org.backend = backend

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from cpdouble import ControlPlaneDouble
 from molecule.celery import app as celery_app
 from workspaces import parity, registry_server
-from workspaces.dispatch import inspect
+from workspaces.dispatch import probes
 from workspaces.models import ParityResult, ParityRun
 
 MARKS = {ParityResult.PASSED: "ok", ParityResult.FAILED: "FAIL", ParityResult.SKIPPED: "skip"}
@@ -89,7 +89,7 @@ class Command(BaseCommand):
                 double.url,
                 token,
             )
-            inspect.enable_in_this_process("controlplane")
+            probes.enable_in_this_process("controlplane")
             self.stdout.write(f"Control-plane double on {double.url} (faults: {faults or 'none'}).")
             yield
         shutil.rmtree(root, ignore_errors=True)

@@ -30,8 +30,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from orgs.models import Org, OrgApiToken
-from workspaces.models import EventType, StructureEvent
-from workspaces.tokens import hash_token
+from workspaces.bearer_secrets import hash_token
+from workspaces.events import record as record_event
+from workspaces.models import EventType
 
 TOKEN_BYTES = 32
 PREFIX_LENGTH = 8
@@ -83,9 +84,9 @@ def mint(*, org: Org, name: str, created_by: str, expires_at: datetime | None = 
             created_by=created_by,
             expires_at=expires_at,
         )
-        StructureEvent.objects.create(
-            event_type=EventType.TOKEN_MINTED,
-            org=org,
+        record_event(
+            EventType.TOKEN_MINTED,
+            org_id=org.pk,
             actor=created_by,
             payload={
                 "kind": "org_token",
@@ -113,9 +114,9 @@ def revoke(*, org: Org, token_id: object, actor: str) -> OrgApiToken:
             raise TokenNotFound(f"Org {org.slug} has no live API token {token_id}.")
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        StructureEvent.objects.create(
-            event_type=EventType.TOKEN_REVOKED,
-            org=org,
+        record_event(
+            EventType.TOKEN_REVOKED,
+            org_id=org.pk,
             actor=actor,
             payload={
                 "kind": "org_token",

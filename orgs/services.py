@@ -22,8 +22,9 @@ from django.db import IntegrityError, transaction
 
 from orgs.models import Backend, Org
 from workspaces import dispatch
+from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
-from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.models import EventType, Status, Workspace
 
 MAX_SLUG = 64
 # Slugs that name pages under /orgs/ (orgs/urls.py: /orgs/import/), never an org.
@@ -76,9 +77,9 @@ def create_org(
                 org = Org.objects.create(slug=slug, name=name.strip(), plan=plan, backend=backend)
         except IntegrityError:
             raise taken from None  # created by a concurrent request since the check above
-        StructureEvent.objects.create(
-            event_type=EventType.ORG_CREATED,
-            org=org,
+        record_event(
+            EventType.ORG_CREATED,
+            org_id=org.pk,
             actor=actor,
             payload={"slug": org.slug, "name": org.name, "via": via},
         )
@@ -117,9 +118,9 @@ def archive_org(*, org_id: Any, actor: str, cascade: bool = False) -> list[str]:
                 deleted += [str(ws.pk) for ws in result.moved]
         org.status = Org.OrgStatus.ARCHIVED
         org.save(update_fields=["status"])
-        StructureEvent.objects.create(
-            event_type=EventType.ORG_ARCHIVED,
-            org=org,
+        record_event(
+            EventType.ORG_ARCHIVED,
+            org_id=org.pk,
             actor=actor,
             payload={"slug": org.slug, "cascade": cascade, "workspaces_deleted": deleted},
         )

@@ -1,7 +1,7 @@
 """Bearer secrets: minted here, stored only as a sha256 hash.
 
 Workspace tokens (minted at each start, handed to the agent) use both functions; org API tokens
-and partner keys (orgs/tokens.py, orgs/partner_keys.py) hash with the same one.
+and partner keys (orgs/api_tokens.py, orgs/partner_keys.py) hash with the same one.
 """
 
 from __future__ import annotations
