@@ -28,15 +28,14 @@ from api.http import (
 )
 from orgs.bearer import Principal
 from orgs.models import Org
-from workspaces import dispatch, editing, teamspec
+from workspaces import dispatch
 from workspaces.models import Status, Workspace
 from workspaces.selectors import workspace_as_dict
 from workspaces.tiers import DEFAULT_TIER, TIER_CHOICES
 
 TIERS = tuple(number for number, _ in TIER_CHOICES)
 # Team verbs beside the lifecycle verbs; delete is the DELETE method on the workspace itself.
-TEAM_VERBS = {"expand": dispatch.expand_team, "collapse": dispatch.collapse_team}
-VERBS = {**{v: f for v, f in dispatch.VERBS.items() if v != "delete"}, **TEAM_VERBS}
+VERBS = {**{v: f for v, f in dispatch.VERBS.items() if v != "delete"}, **dispatch.TEAM_VERBS}
 
 
 def _workspace(org: Org, workspace_id: uuid.UUID) -> Workspace:
@@ -59,6 +58,14 @@ def _parent(fields: Fields, org: Org, value: Any) -> Workspace | None:
     if parent is None:
         fields.add("parent", "no live workspace of this org has that id")
     return parent
+
+
+def _check(fields: Fields, data: dict[str, Any]) -> None:
+    """The rule every door shares (``workspaces.fields``), for the editable fields sent."""
+    values = {key: data[key] for key in dispatch.EDITABLE if key in data}
+    for field, whys in dispatch.edit_problems(values).items():
+        for why in whys:
+            fields.add(field, why)
 
 
 def _dump(workspace: Workspace) -> dict[str, Any]:
@@ -115,32 +122,22 @@ def list_workspaces(request: HttpRequest, principal: Principal, slug: str) -> Ht
 def create_workspace(request: HttpRequest, principal: Principal, slug: str) -> HttpResponse:
     org = org_in_reach(principal, slug)
     data = read_json(request)
-    fields = Fields(data, {"name", "role", "tier", "runtime", "parent", "workspace_dir", "spec"})
-    name = fields.text("name", required=True, blank=False)
-    role = fields.text("role") or ""
-    tier = fields.integer("tier", choices=TIERS)
-    runtime = fields.text("runtime", max_length=64, blank=False)
-    workspace_dir = fields.text("workspace_dir", max_length=500) or ""
-    if workspace_dir and (why := teamspec.workspace_dir_problem(workspace_dir)):
-        fields.add("workspace_dir", why)
-    spec = data.get("spec") or {}
-    if not isinstance(spec, dict) or set(spec) - {"children"}:
-        fields.add("spec", 'must be an object with only "children"')
-    else:
-        for path, why in teamspec.children_problems(spec.get("children", []), "spec.children"):
-            fields.add(path, why)
+    fields = Fields(data, {*dispatch.EDITABLE, "parent"})
+    if "name" not in data:
+        fields.add("name", "this field is required")
+    _check(fields, data)
     parent = _parent(fields, org, data.get("parent"))
     fields.check()
     require_active(org)
     workspace = dispatch.create_workspace(
         org=org,
-        name=(name or "").strip(),
-        role=role,
-        tier=tier if tier is not None else DEFAULT_TIER,
-        runtime=runtime or "langgraph",
+        name=data["name"].strip(),
+        role=data.get("role", ""),
+        tier=data.get("tier", DEFAULT_TIER),
+        runtime=data.get("runtime", "langgraph"),
         parent=parent,
-        workspace_dir=workspace_dir,
-        spec=spec,
+        workspace_dir=data.get("workspace_dir", ""),
+        spec=data.get("spec") or {},
         actor=principal.actor,
     )
     return ok(_dump(workspace), status=201)
@@ -157,7 +154,7 @@ def get_workspace(
 def patch_workspace(
     request: HttpRequest, principal: Principal, slug: str, workspace_id: uuid.UUID
 ) -> HttpResponse:
-    """Change name, role, tier and/or parent, all or nothing.
+    """Change name, role, tier, runtime, workspace_dir, spec and/or parent, all or nothing.
 
     A tier change applies at the next start; ``restart_required`` says when the agent now runs
     on the old tier.
@@ -165,18 +162,15 @@ def patch_workspace(
     org = org_in_reach(principal, slug)
     workspace = _workspace(org, workspace_id)
     data = read_json(request)
-    fields = Fields(data, {"name", "role", "tier", "parent"})
-    edits: dict[str, Any] = {}
-    if (name := fields.text("name", blank=False)) is not None:
-        edits["name"] = name
-    if (role := fields.text("role")) is not None:
-        edits["role"] = role
-    if (tier := fields.integer("tier", choices=TIERS)) is not None:
-        edits["tier"] = tier
+    fields = Fields(data, {*dispatch.EDITABLE, "parent"})
+    _check(fields, data)
     parent = _parent(fields, org, data["parent"]) if "parent" in data else None
     fields.check()
     if not data:
-        raise ApiError(400, "Nothing to change: send name, role, tier and/or parent.")
+        raise ApiError(
+            400,
+            "Nothing to change: send name, role, tier, runtime, workspace_dir, spec and/or parent.",
+        )
     with transaction.atomic():
         if "parent" in data:
             dispatch.move_workspace(
@@ -184,14 +178,20 @@ def patch_workspace(
                 parent_id=parent.pk if parent else None,
                 actor=principal.actor,
             )
-        changed = editing.update_workspace(
-            workspace_id=workspace.pk, actor=principal.actor, **edits
+        changed = dispatch.edit_workspace(
+            workspace_id=workspace.pk,
+            actor=principal.actor,
+            **{key: data[key] for key in dispatch.EDITABLE if key in data},
         )
     dumped = _dump(workspace)
     # A paused, offline or failed agent is not running: its next start uses the new tier anyway.
     running = dumped["status"] in (Status.PROVISIONING, Status.ONLINE, Status.DEGRADED)
     return ok(
-        {**dumped, "changed": sorted(changed), "restart_required": "tier" in changed and running}
+        {
+            **dumped,
+            "changed": sorted(changed),
+            "restart_required": bool(dispatch.AT_NEXT_START & set(changed)) and running,
+        }
     )
 
 

@@ -45,7 +45,7 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
 from orgs import services as org_services
-from orgs.models import Backend, Org, OrgMembership, Team
+from orgs.models import Backend, Org, OrgMembership
 from orgs.orgfile import InvalidOrgFile, Parsed, Problem, parse
 from workspaces import dispatch, teamspec, vault
 from workspaces.events import record as record_event
@@ -296,6 +296,8 @@ def import_org(
             created_org = True
             if owner is not None and not owner.is_superuser:
                 OrgMembership.objects.create(org=org, user=owner, role=OrgMembership.Role.OWNER)
+        # Before the tree: expand reads it to give recreated members what the org requires.
+        org_services.require_env(org, plan.required_env)
         created: list[Workspace] = []
         teams = _create_tree(
             plan.workspaces,
@@ -347,7 +349,7 @@ def _create_tree(
             vault.set_secret(workspace_id=workspace.pk, key=name, value=env[name], actor=actor)
         children = node.get("children") or []
         if children:
-            Team.objects.create(org=org, lead=workspace, name=f"{workspace.name} team")
+            # Its Team row comes with its first member (dispatch.create_workspace).
             teams += 1 + _create_tree(
                 children, org=org, parent=workspace, plan=plan, env=env, actor=actor, out=out
             )

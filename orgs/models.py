@@ -30,6 +30,9 @@ class Org(models.Model):
     # Where this org's *new* workspaces run; existing ones keep the backend recorded on their row.
     backend = models.CharField(max_length=20, choices=Backend, default=Backend.LOCAL)
     status = models.CharField(max_length=20, choices=OrgStatus, default=OrgStatus.ACTIVE)
+    # Environment variables every agent of the org needs (org import's ``required_env``): team
+    # expand refuses to start a member without them rather than start it broken.
+    required_env = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="OrgMembership", related_name="orgs"

@@ -86,6 +86,17 @@ def create_org(
         return org
 
 
+def require_env(org: Org, names: list[str]) -> None:
+    """Add ``names`` to the variables every agent of the org needs (org import's required_env).
+
+    Kept on the org so that team expand, long after the import, still knows them.
+    """
+    merged = sorted(set(org.required_env) | set(names))
+    if merged != sorted(org.required_env):
+        org.required_env = merged
+        org.save(update_fields=["required_env"])
+
+
 def _live(org: Org) -> list[Workspace]:
     return list(
         Workspace.objects.filter(org=org).exclude(status=Status.REMOVED).order_by("created_at")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -12,9 +13,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from orgs.access import actable_orgs, actor, can_act, visible_orgs
-from workspaces import dispatch
+from workspaces import dispatch, selectors
 from workspaces.lifecycle import Refused
-from workspaces.models import OrphanSuspect, StructureEvent, Workspace
+from workspaces.models import OrphanSuspect, Status, StructureEvent, Workspace
+from workspaces.verb_text import consequence
 
 LIFECYCLE_FIELDS = (
     "status",
@@ -36,23 +38,43 @@ LIFECYCLE_FIELDS = (
 )
 
 
-def _run_verb(
+def _confirm(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: str
-) -> HttpResponse | None:
-    """Run one verb over the selection through dispatch; destructive verbs confirm first."""
-    if verb in dispatch.DESTRUCTIVE_VERBS and request.POST.get("confirmed") != "yes":
-        return TemplateResponse(
-            request,
-            "admin/workspaces/confirm_verb.html",
-            {
-                **modeladmin.admin_site.each_context(request),
-                "title": f"{verb.capitalize()} {queryset.count()} workspace(s)?",
-                "verb": verb,
-                "action": request.POST.get("action"),
-                "workspaces": queryset,
-                "opts": modeladmin.model._meta,
-            },
-        )
+) -> TemplateResponse:
+    rows = list(queryset.select_related("org").order_by("created_at"))
+    return TemplateResponse(
+        request,
+        "admin/workspaces/confirm_verb.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": f"{verb.capitalize()} {len(rows)} workspace(s)?",
+            "verb": verb,
+            "action": request.POST.get("action"),
+            # The same sentence the console's pages show for this verb and workspace.
+            "workspaces": [
+                (
+                    ws,
+                    consequence(
+                        verb,
+                        name=ws.name,
+                        live_descendants=selectors.live_descendant_count(ws),
+                    ),
+                )
+                for ws in rows
+            ],
+            "opts": modeladmin.model._meta,
+        },
+    )
+
+
+def _each_actable(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    verb: str,
+    run: Callable[[Workspace], object],
+) -> None:
+    """Run ``run`` on each selected workspace the user may act on, reporting each refusal."""
     done = []
     actable = set(actable_orgs(request.user).values_list("pk", flat=True))
     for workspace in queryset.select_related("org").order_by("created_at"):
@@ -65,13 +87,82 @@ def _run_verb(
             )
             continue
         try:
-            dispatch.VERBS[verb](workspace_id=workspace.pk, actor=actor(request.user))
-        except Refused as refused:
+            run(workspace)
+        except (Refused, dispatch.InvalidRequest) as refused:
             modeladmin.message_user(request, str(refused), messages.ERROR)
         else:
             done.append(workspace.name)
     if done:
-        modeladmin.message_user(request, f"{verb.capitalize()}: {', '.join(done)}.")
+        modeladmin.message_user(request, f"{verb.capitalize()} requested: {', '.join(done)}.")
+
+
+def _run_verb(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: str
+) -> HttpResponse | None:
+    """Run one verb over the selection through dispatch; destructive verbs confirm first."""
+    confirm = verb in dispatch.DESTRUCTIVE_VERBS or verb == "collapse"
+    if confirm and request.POST.get("confirmed") != "yes":
+        return _confirm(modeladmin, request, queryset, verb)
+    run = dispatch.VERBS.get(verb) or dispatch.TEAM_VERBS[verb]
+    _each_actable(
+        modeladmin,
+        request,
+        queryset,
+        verb,
+        lambda ws: run(workspace_id=ws.pk, actor=actor(request.user)),
+    )
+    return None
+
+
+class MoveForm(forms.Form):
+    parent = forms.ModelChoiceField(
+        queryset=Workspace.objects.none(),
+        required=False,
+        empty_label="(none: top level)",
+        help_text="The new parent; its subtree moves with each workspace.",
+    )
+
+
+def _move(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponse | None:
+    orgs = set(queryset.values_list("org_id", flat=True))
+    if len(orgs) != 1:
+        modeladmin.message_user(
+            request,
+            "Select workspaces of one org to move: a team lives in one org.",
+            messages.ERROR,
+        )
+        return None
+    form = MoveForm(request.POST if request.POST.get("confirmed") == "yes" else None)
+    form.fields["parent"].queryset = (
+        Workspace.objects.filter(org_id__in=orgs, org__in=actable_orgs(request.user))
+        .exclude(status=Status.REMOVED)
+        .exclude(pk__in=queryset.values("pk"))
+    )
+    if not form.is_valid():
+        return TemplateResponse(
+            request,
+            "admin/workspaces/move.html",
+            {
+                **modeladmin.admin_site.each_context(request),
+                "title": f"Move {queryset.count()} workspace(s)",
+                "form": form,
+                "action": request.POST.get("action"),
+                "workspaces": queryset.select_related("org", "parent"),
+                "opts": modeladmin.model._meta,
+            },
+        )
+    parent = form.cleaned_data["parent"]
+    _each_actable(
+        modeladmin,
+        request,
+        queryset,
+        "move",
+        lambda ws: dispatch.move_workspace(
+            workspace_id=ws.pk, parent_id=parent.pk if parent else None, actor=actor(request.user)
+        ),
+    )
     return None
 
 
@@ -85,8 +176,18 @@ class WorkspaceAdminForm(forms.ModelForm):
         parent, org = data.get("parent"), data.get("org") or getattr(self.instance, "org", None)
         if parent is not None and org is not None and parent.org_id != org.pk:
             self.add_error("parent", "The parent must be a workspace of the same org.")
-        if data.get("tier") not in (None, 1, 2, 3, 4):
-            self.add_error("tier", "Unknown tier: use 1, 2, 3 or 4.")
+        if self.instance.pk and self.instance.status == Status.REMOVED:
+            raise forms.ValidationError("A removed workspace cannot be edited.")
+        # The rule every door shares (workspaces.fields), for what this form would write.
+        changed = {
+            name: data[name]
+            for name in dispatch.EDITABLE
+            if name in data and (not self.instance.pk or name in self.changed_data)
+        }
+        for name, whys in dispatch.edit_problems(changed).items():
+            field = name if name in self.fields else None
+            for why in whys:
+                self.add_error(field, f"{name}: {why}" if field is None else why)
         return data
 
 
@@ -106,6 +207,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "pause_action",
         "resume_action",
         "delete_action",
+        "expand_action",
+        "collapse_action",
+        "move_action",
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workspace]:
@@ -141,10 +245,20 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Workspace, form: Any, change: bool) -> None:
         if change:
-            # Only what the form changed: the lifecycle columns belong to dispatch and the agents,
-            # and a stale copy of them must not be written back.
-            if form.changed_data:
-                obj.save(update_fields=[*form.changed_data, "updated_at"])
+            # Through dispatch's edit service, like the API's PATCH: the same rule, the same row
+            # lock, and a WORKSPACE_UPDATED event. Only what the form changed: the lifecycle
+            # columns belong to dispatch and the agents, and a stale copy must not be written.
+            edits = {
+                name: form.cleaned_data[name]
+                for name in form.changed_data
+                if name in dispatch.EDITABLE
+            }
+            if edits:
+                try:
+                    dispatch.edit_workspace(workspace_id=obj.pk, actor=actor(request.user), **edits)
+                except Refused as refused:
+                    self.message_user(request, str(refused), messages.ERROR)
+            obj.refresh_from_db()
             return
         created = dispatch.create_workspace(
             org=obj.org,
@@ -188,6 +302,20 @@ class WorkspaceAdmin(admin.ModelAdmin):
     )
     def delete_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return _run_verb(self, request, queryset, "delete")
+
+    @admin.action(permissions=["change"], description="Expand selected leads into their teams")
+    def expand_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return _run_verb(self, request, queryset, "expand")
+
+    @admin.action(
+        permissions=["change"], description="Collapse selected leads' teams (remove members)"
+    )
+    def collapse_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return _run_verb(self, request, queryset, "collapse")
+
+    @admin.action(permissions=["change"], description="Move selected workspaces under a parent…")
+    def move_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return _move(self, request, queryset)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

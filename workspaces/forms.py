@@ -6,6 +6,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from orgs.models import Org
+from workspaces import dispatch
 from workspaces.tiers import DEFAULT_TIER, TIER_CHOICES
 
 
@@ -19,3 +20,12 @@ class NewWorkspaceForm(forms.Form):
     def __init__(self, *args: Any, orgs: QuerySet[Org], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["org"].queryset = orgs
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # The rule every door shares (workspaces.fields), beyond what the form fields check.
+        given = {name: data[name] for name in ("name", "role", "tier", "runtime") if name in data}
+        for name, whys in dispatch.edit_problems(given).items():
+            for why in whys:
+                self.add_error(name, why)
+        return data

@@ -67,6 +67,10 @@ class Workspace(models.Model):
     # Bumped by every verb; a backend task carries the generation it was queued for and does
     # nothing once a later verb has superseded it.
     generation = models.PositiveIntegerField(default=0)
+    # The generation whose reconcile started the recorded instance. Until reconcile replaces it,
+    # a row that moved on (a restart, an auto-restart) still records the previous generation's
+    # instance; sweeps judge an instance only against the generation that started it.
+    instance_generation = models.PositiveIntegerField(default=0)
     token_hash = models.CharField(max_length=64, blank=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -76,6 +80,13 @@ class Workspace(models.Model):
     uptime_seconds = models.PositiveIntegerField(default=0)
     current_task = models.CharField(max_length=500, blank=True)
     agent_card = models.JSONField(default=dict, blank=True)
+    # Crashes, kept on the row because they are over before a 2 s poll can see them: how often a
+    # sweep restarted the workspace, why and when its instance was last found dead, and whether
+    # the crash-loop limit now holds it offline (cleared by the next operator verb).
+    restart_count = models.PositiveIntegerField(default=0)
+    last_exit_reason = models.TextField(blank=True)
+    last_exit_at = models.DateTimeField(null=True, blank=True)
+    crash_looping = models.BooleanField(default=False)
     # The lead's team spec: {"children": [{name, role, tier, ...}, ...]} used by team expand.
     spec = models.JSONField(default=dict, blank=True)
     workspace_dir = models.CharField(max_length=500, blank=True)
@@ -95,6 +106,34 @@ class Workspace(models.Model):
     @property
     def short_id(self) -> str:
         return str(self.id)[:8]
+
+
+class TeamSecret(models.Model):
+    """A team member's secret that collapse set aside, for expand to give back.
+
+    Collapse removes the lead's descendants; their secrets would go with them and the recreated
+    agents would start without the credentials they had. Each one is re-sealed here
+    (``workspaces.vault``), bound to the lead and to the member's place in the team
+    (``member_path``: the JSON list of names from the lead down), and expand restores it to the
+    member it recreates. Deleted with the lead; rotated with every other secret.
+    """
+
+    lead = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="team_secrets")
+    member_path = models.TextField()
+    key = models.CharField(max_length=128)
+    value_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["member_path", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead", "member_path", "key"], name="one_team_secret_per_member_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_path}:{self.key}"
 
 
 class StructureEventQuerySet(models.QuerySet["StructureEvent"]):
@@ -213,6 +252,7 @@ __all__ = [
     "Status",
     "StructureEvent",
     "SweepState",
+    "TeamSecret",
     "Workspace",
     "WorkspaceSecret",
 ]

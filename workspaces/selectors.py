@@ -42,6 +42,19 @@ def workspace_for(user: User, workspace_id: Any) -> Workspace:
     )
 
 
+def live_descendant_count(workspace: Workspace) -> int:
+    """How many workspaces below this one are not removed (what a cascading verb reaches)."""
+    count, frontier = 0, [workspace.pk]
+    while frontier:
+        frontier = list(
+            Workspace.objects.filter(parent_id__in=frontier)
+            .exclude(status=Status.REMOVED)
+            .values_list("pk", flat=True)
+        )
+        count += len(frontier)
+    return count
+
+
 @dataclass
 class FleetCounts:
     by_status: dict[str, int]

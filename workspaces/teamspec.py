@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workspaces.paths import workspace_dir_problem
-from workspaces.tiers import is_known_tier
+from workspaces import fields
 
 NODE_KEYS = {"name", "role", "tier", "runtime", "workspace_dir", "children"}
 
@@ -20,18 +19,12 @@ def node_problems(node: object, path: str) -> list[tuple[str, str]]:
     if not isinstance(node, dict):
         return [(path, "must be a mapping with at least a name")]
     problems = [(f"{path}.{key}", "unknown key") for key in node if key not in NODE_KEYS]
-    name = node.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append((f"{path}.name", "is required and must be a non-empty string"))
-    elif len(name) > 200:
-        problems.append((f"{path}.name", "is longer than 200 characters"))
-    if "tier" in node and not is_known_tier(node["tier"]):
-        problems.append((f"{path}.tier", f"unknown tier {node['tier']!r}: use 1, 2, 3 or 4"))
-    for key in ("role", "runtime"):
-        if key in node and not isinstance(node[key], str):
-            problems.append((f"{path}.{key}", "must be a string"))
-    if "workspace_dir" in node and (why := workspace_dir_problem(node["workspace_dir"])):
-        problems.append((f"{path}.workspace_dir", why))
+    # The same rule per field as every other door (workspaces.fields).
+    problems += [
+        (f"{path}.{key}", why)
+        for key in ("name", "role", "tier", "runtime", "workspace_dir")
+        if (key in node or key == "name") and (why := fields.CHECKS[key](node.get(key)))
+    ]
     problems += children_problems(node.get("children", []), f"{path}.children")
     return problems
 

@@ -35,7 +35,7 @@ from django.db import transaction
 
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
-from workspaces.models import EventType, Status, Workspace, WorkspaceSecret
+from workspaces.models import EventType, Status, TeamSecret, Workspace, WorkspaceSecret
 
 VERSION = "v1"
 NONCE_BYTES = 12
@@ -97,7 +97,7 @@ def _current_key() -> bytes:
     return decode_key(settings.SECRETS_ENCRYPTION_KEY, name="SECRETS_ENCRYPTION_KEY")
 
 
-def _keyring(extra: Iterable[str] = ()) -> dict[str, bytes]:
+def keyring(extra: Iterable[str] = ()) -> dict[str, bytes]:
     """Every key that may open a row, by key id: extra keys, the current one, the fallbacks."""
     raws = [decode_key(k, name="a given key") for k in extra]
     raws.append(_current_key())
@@ -115,20 +115,22 @@ def _aad(workspace_id: Any, key: str) -> bytes:
     return f"molecule-secret:{VERSION}:{workspace_id}:{key}".encode()
 
 
-def seal(value: str, *, workspace_id: Any, key: str, raw_key: bytes | None = None) -> str:
+def team_aad(lead_id: Any, member_path: str, key: str) -> bytes:
+    """What binds a set-aside team secret (``TeamSecret``) to its lead, member and name."""
+    return f"molecule-team-secret:{VERSION}:{lead_id}:{member_path}:{key}".encode()
+
+
+def seal_with(value: str, *, aad: bytes, raw_key: bytes | None = None) -> str:
     raw_key = raw_key if raw_key is not None else _current_key()
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(raw_key).encrypt(nonce, value.encode(), _aad(workspace_id, key))
+    sealed = AESGCM(raw_key).encrypt(nonce, value.encode(), aad)
     payload = base64.urlsafe_b64encode(nonce + sealed).decode()
     return f"{VERSION}:{key_id(raw_key)}:{payload}"
 
 
-def open_blob(
-    blob: str, *, workspace_id: Any, key: str, ring: dict[str, bytes] | None = None
-) -> str:
-    """The plaintext of one blob; ``SecretsUnreadable`` with the reason when it cannot be."""
-    ring = ring if ring is not None else _keyring()
-    where = f"the secret {key!r} of workspace {workspace_id}"
+def open_with(blob: str, *, aad: bytes, where: str, ring: dict[str, bytes] | None = None) -> str:
+    """The plaintext of one blob sealed with ``aad``; ``SecretsUnreadable`` when it cannot be."""
+    ring = ring if ring is not None else keyring()
     version, _, rest = blob.partition(":")
     kid, _, payload = rest.partition(":")
     if version != VERSION or not kid or not payload:
@@ -142,15 +144,25 @@ def open_blob(
         )
     try:
         data = base64.urlsafe_b64decode(payload.encode())
-        plain = AESGCM(raw_key).decrypt(
-            data[:NONCE_BYTES], data[NONCE_BYTES:], _aad(workspace_id, key)
-        )
+        plain = AESGCM(raw_key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], aad)
     except (InvalidTag, ValueError):
         raise SecretsUnreadable(
             f"{where} failed authentication under key id {kid}: the stored blob was altered "
             "or copied from another row."
         ) from None
     return plain.decode()
+
+
+def seal(value: str, *, workspace_id: Any, key: str, raw_key: bytes | None = None) -> str:
+    return seal_with(value, aad=_aad(workspace_id, key), raw_key=raw_key)
+
+
+def open_blob(
+    blob: str, *, workspace_id: Any, key: str, ring: dict[str, bytes] | None = None
+) -> str:
+    """The plaintext of one workspace secret's blob."""
+    where = f"the secret {key!r} of workspace {workspace_id}"
+    return open_with(blob, aad=_aad(workspace_id, key), where=where, ring=ring)
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -203,7 +215,9 @@ def _locked_workspace(workspace_id: Any) -> Workspace:
     return workspace
 
 
-def set_secret(*, workspace_id: Any, key: str, value: str, actor: str) -> WorkspaceSecret:
+def set_secret(
+    *, workspace_id: Any, key: str, value: str, actor: str, origin: str = ""
+) -> WorkspaceSecret:
     """Create or replace one secret; writes SECRET_SET with the key (never the value).
 
     The running agent keeps its environment: the value reaches it at its next start (restart,
@@ -221,7 +235,7 @@ def set_secret(*, workspace_id: Any, key: str, value: str, actor: str) -> Worksp
             EventType.SECRET_SET,
             workspace=workspace,
             actor=actor,
-            payload={"key": key, "created": created},
+            payload={"key": key, "created": created, **({"origin": origin} if origin else {})},
         )
         return secret
 
@@ -255,7 +269,7 @@ def environment(workspace: Workspace) -> dict[str, str]:
     Raises ``SecretsUnreadable`` when any of them cannot be opened; an agent is better not
     started at all than started without a credential it was promised.
     """
-    ring = _keyring()
+    ring = keyring()
     return {
         secret.key: open_blob(
             secret.value_encrypted, workspace_id=workspace.pk, key=secret.key, ring=ring
@@ -273,12 +287,13 @@ def reveal(*, workspace_id: Any, key: str) -> str:
 def rotate(*, new_key: str, old_keys: Iterable[str] = ()) -> int:
     """Re-seal every secret under ``new_key``, all in one transaction; returns how many.
 
-    Each row is opened with whichever key sealed it: ``old_keys``, the configured key or a
-    fallback. If any row cannot be opened nothing is changed (``SecretsUnreadable``). Afterwards
-    every process must run with ``SECRETS_ENCRYPTION_KEY`` set to ``new_key``.
+    Workspace secrets and the team secrets collapse set aside (``TeamSecret``) alike. Each row
+    is opened with whichever key sealed it: ``old_keys``, the configured key or a fallback. If
+    any row cannot be opened nothing is changed (``SecretsUnreadable``). Afterwards every
+    process must run with ``SECRETS_ENCRYPTION_KEY`` set to ``new_key``.
     """
     new_raw = decode_key(new_key, name="the new key")
-    ring = _keyring(old_keys)
+    ring = keyring(old_keys)
     ring.setdefault(key_id(new_raw), new_raw)  # rows a previous, interrupted run already moved
     with transaction.atomic():
         rows = list(WorkspaceSecret.objects.select_for_update().order_by("pk"))
@@ -290,4 +305,11 @@ def rotate(*, new_key: str, old_keys: Iterable[str] = ()) -> int:
                 plain, workspace_id=row.workspace_id, key=row.key, raw_key=new_raw
             )
         WorkspaceSecret.objects.bulk_update(rows, ["value_encrypted"], batch_size=500)
-        return len(rows)
+        team_rows = list(TeamSecret.objects.select_for_update().order_by("pk"))
+        for team_row in team_rows:
+            aad = team_aad(team_row.lead_id, team_row.member_path, team_row.key)
+            where = f"the set-aside secret {team_row.key!r} of lead {team_row.lead_id}"
+            plain = open_with(team_row.value_encrypted, aad=aad, where=where, ring=ring)
+            team_row.value_encrypted = seal_with(plain, aad=aad, raw_key=new_raw)
+        TeamSecret.objects.bulk_update(team_rows, ["value_encrypted"], batch_size=500)
+        return len(rows) + len(team_rows)

@@ -15,10 +15,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from orgs.access import actable_orgs, actor, can_act, check_write
 from orgs.models import Org
-from workspaces import dispatch, selectors, vault
+from workspaces import dispatch, lifecycle, selectors, vault
 from workspaces.forms import NewWorkspaceForm
-from workspaces.lifecycle import TRANSITIONS, Refused
-from workspaces.models import Status
+from workspaces.lifecycle import Refused, TransitionRefused
+from workspaces.models import Status, Workspace
+from workspaces.verb_text import consequence
 
 
 @login_required
@@ -52,25 +53,34 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
     return redirect("workspace", workspace_id=workspace.pk)
 
 
-def _verbs_for(workspace_status: str) -> list[dict[str, object]]:
+def _verbs_for(workspace: Workspace, live_descendants: int) -> list[dict[str, object]]:
     return [
         {
             "name": verb,
-            "allowed": workspace_status in TRANSITIONS[verb].sources,
+            "allowed": lifecycle.is_allowed(verb, workspace.status),
             "destructive": verb in dispatch.DESTRUCTIVE_VERBS,
+            "consequence": consequence(
+                verb, name=workspace.name, live_descendants=live_descendants
+            ),
         }
         for verb in dispatch.VERBS
     ]
+
+
+def _state_context(request: HttpRequest, workspace: Workspace) -> dict[str, object]:
+    return {
+        "workspace": workspace,
+        "verbs": _verbs_for(workspace, selectors.live_descendant_count(workspace)),
+        "can_act": can_act(request.user, workspace.org_id),
+    }
 
 
 @login_required
 def workspace_detail(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = selectors.workspace_for(request.user, workspace_id)
     context = {
-        "workspace": workspace,
+        **_state_context(request, workspace),
         "events": selectors.events_for_workspace(workspace),
-        "verbs": _verbs_for(workspace.status),
-        "can_act": can_act(request.user, workspace.org_id),
         "children": selectors.workspaces_for(request.user).filter(parent=workspace),
         "secrets": vault.secrets_of(workspace),
     }
@@ -92,7 +102,21 @@ def workspace_verb(request: HttpRequest, workspace_id: str, verb: str) -> HttpRe
     workspace = selectors.workspace_for(request.user, workspace_id)
     check_write(request.user, workspace.org_id)
     if request.method == "GET":
-        return render(request, "workspaces/confirm.html", {"workspace": workspace, "verb": verb})
+        context: dict[str, object] = {"workspace": workspace, "verb": verb}
+        if lifecycle.is_allowed(verb, workspace.status):
+            context["consequence"] = consequence(
+                verb,
+                name=workspace.name,
+                live_descendants=selectors.live_descendant_count(workspace),
+            )
+        else:
+            # Say why instead of offering a button that can only be refused.
+            context["refusal"] = str(
+                TransitionRefused(
+                    workspace_name=workspace.name, cause=verb, current=workspace.status
+                )
+            )
+        return render(request, "workspaces/confirm.html", context)
     try:
         dispatch.VERBS[verb](workspace_id=workspace.pk, actor=actor(request.user))
     except Refused as refused:
@@ -102,7 +126,10 @@ def workspace_verb(request: HttpRequest, workspace_id: str, verb: str) -> HttpRe
             response.status_code = 409
             return response
         return redirect("workspace", workspace_id=workspace.pk)
-    messages.success(request, f"{verb.capitalize()}: done for {workspace.name}.")
+    workspace.refresh_from_db()
+    # The verb is recorded and the backend call queued, not done: the live state says the rest.
+    requested = f"{verb.capitalize()} requested for {workspace.name}"
+    messages.success(request, f"{requested}; it is now {workspace.status}.")
     if request.htmx:
         response = _state_partial(request, workspace.pk)
         response["HX-Trigger"] = "workspace-changed"
@@ -112,9 +139,4 @@ def workspace_verb(request: HttpRequest, workspace_id: str, verb: str) -> HttpRe
 
 def _state_partial(request: HttpRequest, workspace_id: object) -> HttpResponse:
     workspace = selectors.workspace_for(request.user, workspace_id)
-    context = {
-        "workspace": workspace,
-        "verbs": _verbs_for(workspace.status),
-        "can_act": can_act(request.user, workspace.org_id),
-    }
-    return render(request, "workspaces/workspace.html#state", context)
+    return render(request, "workspaces/workspace.html#state", _state_context(request, workspace))

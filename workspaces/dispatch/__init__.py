@@ -12,9 +12,10 @@ How every verb works:
 3. write the structure event and update the row, bumping ``generation``;
 4. on commit, enqueue ``tasks.reconcile_workspace(id, generation)``.
 
-Modules: ``verbs`` (what operators call), ``teams`` (expand, collapse, move), ``reconcile``
-(the backend side of every verb), ``sweeps`` (what beat runs), ``core`` (locks and transitions
-they share).
+Modules: ``verbs`` (what operators call), ``teams`` (expand, collapse, move) and
+``team_rows`` (the Team rows they keep), ``edits`` (changes to a workspace's own fields),
+``reconcile`` (the backend side of every verb), ``sweeps`` (what beat runs), ``probes`` (the
+parity check's read-only looks at the backends), ``core`` (locks and transitions they share).
 
 The task calls :func:`reconcile`, which makes the backend match the row: with the row locked it
 stops whatever instance is recorded and, if the row wants one, starts a new one. A task whose
@@ -29,6 +30,7 @@ provision marks the workspace failed with the reason, and stop/pause/delete are 
 from __future__ import annotations
 
 from workspaces.dispatch.core import InvalidRequest, RetryLater, VerbResult
+from workspaces.dispatch.edits import AT_NEXT_START, EDITABLE, edit_problems, edit_workspace
 from workspaces.dispatch.reconcile import reconcile
 from workspaces.dispatch.sweeps import (
     health_sweep,
@@ -51,7 +53,10 @@ from workspaces.dispatch.verbs import (
 from workspaces.lifecycle import Refused, TransitionRefused
 
 __all__ = [
+    "AT_NEXT_START",
     "DESTRUCTIVE_VERBS",
+    "EDITABLE",
+    "TEAM_VERBS",
     "VERBS",
     "InvalidRequest",
     "Refused",
@@ -62,6 +67,8 @@ __all__ = [
     "console",
     "create_workspace",
     "delete",
+    "edit_problems",
+    "edit_workspace",
     "expand_team",
     "has_backend",
     "health_sweep",
@@ -89,3 +96,5 @@ VERBS = {
 }
 # Verbs that interrupt a running agent: pages ask for confirmation first.
 DESTRUCTIVE_VERBS = frozenset({"restart", "stop", "pause", "delete"})
+# The team verbs, which every adapter offers beside the lifecycle verbs; move takes a parent.
+TEAM_VERBS = {"expand": expand_team, "collapse": collapse_team}

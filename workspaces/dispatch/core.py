@@ -17,6 +17,16 @@ CONSOLE_TAIL_IN_EVENTS = 20
 VERB_LOCK_WAIT = 10.0
 
 
+# The fields an agent's heartbeat fills in, and their value before it has said anything.
+AGENT_REPORT: dict[str, Any] = {
+    "uptime_seconds": 0,
+    "active_tasks": 0,
+    "current_task": "",
+    "last_error_rate": 0.0,
+    "last_sample_error": "",
+}
+
+
 class InvalidRequest(ValueError):
     """A verb's arguments do not make sense (e.g. a parent in another org); nothing was written."""
 
@@ -61,11 +71,17 @@ def transition(
     """Apply a transition that changes what should be running, and queue the backend call."""
     step = lifecycle.check(workspace, cause)
     workspace.generation += 1
-    fields = ["generation"]
-    if step.target not in lifecycle.WANTS_INSTANCE:
-        # A stopped workspace's agent must not be able to report in any more.
-        workspace.token_hash = ""
-        fields.append("token_hash")
+    # What the agent reported describes an instance this step stops or replaces: a restarted
+    # workspace must not show the old agent's uptime and task. A crash loop is over once anyone
+    # moves the workspace on (the sweep sets it again after its own step).
+    for name, empty in AGENT_REPORT.items():
+        setattr(workspace, name, empty)
+    workspace.crash_looping = False
+    # The instance this step stops or replaces loses its right to report in now, in the same
+    # transaction: left valid until the backend task runs, the old agent could register and
+    # make a restarted workspace look online with nothing behind it. Reconcile mints the next.
+    workspace.token_hash = ""
+    fields = ["generation", "crash_looping", "token_hash", *AGENT_REPORT]
     event = lifecycle.apply(workspace, cause, actor=actor, payload=payload, update_fields=fields)
     backend = backends.get(workspace.backend)
     if backend is None and step.target == Status.PROVISIONING:

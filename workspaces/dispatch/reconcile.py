@@ -103,7 +103,15 @@ def reconcile(*, workspace_id: Any, generation: int, final_attempt: bool = True)
             return "failed"
         workspace.instance_id, workspace.url = new.instance_id, new.url
         workspace.backend_state, workspace.token_hash = new.state, bearer_secrets.hash_token(token)
+        workspace.instance_generation = generation
         workspace.save(
-            update_fields=["instance_id", "url", "backend_state", "token_hash", "updated_at"]
+            update_fields=[
+                "instance_id",
+                "url",
+                "backend_state",
+                "token_hash",
+                "instance_generation",
+                "updated_at",
+            ]
         )
         return "started"

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from workspaces import backends
@@ -40,7 +41,11 @@ def _offline_then_restart(
     workspace: Workspace, cause: str, *, actor: str, reason: str, console: str = ""
 ) -> None:
     transition(workspace, cause, actor=actor, payload={"reason": reason, "console": console})
+    workspace.last_exit_reason, workspace.last_exit_at = reason, timezone.now()
+    fields = ["last_exit_reason", "last_exit_at"]
     if _crash_looping(workspace):
+        workspace.crash_looping = True
+        workspace.save(update_fields=[*fields, "crash_looping", "updated_at"])
         record_event(
             EventType.WORKSPACE_OFFLINE,
             workspace=workspace,
@@ -53,6 +58,8 @@ def _offline_then_restart(
         )
         return
     transition(workspace, "auto_restart", actor=actor, payload={"reason": reason})
+    workspace.restart_count += 1
+    workspace.save(update_fields=[*fields, "restart_count", "updated_at"])
 
 
 def _watching_long_enough(name: str, *, needed: float, gap: float) -> bool:
@@ -138,9 +145,14 @@ def health_sweep() -> list[str]:
     registered; restarting it would only loop). The probe runs without locks; the row is then
     locked and re-checked, so a verb that changed it meanwhile wins.
     """
-    rows = Workspace.objects.filter(
-        status__in=[Status.PROVISIONING, Status.ONLINE, Status.DEGRADED]
-    ).exclude(instance_id="")
+    # Only instances of the row's current generation: after a restart or an auto-restart the
+    # row still records the previous generation's (dead) instance until reconcile replaces it,
+    # and judging the new generation by it would fail a workspace that is starting fine.
+    rows = (
+        Workspace.objects.filter(status__in=[Status.PROVISIONING, Status.ONLINE, Status.DEGRADED])
+        .exclude(instance_id="")
+        .filter(instance_generation=F("generation"))
+    )
     acted = []
     for workspace in rows:
         backend = backends.get(workspace.backend)
@@ -155,8 +167,9 @@ def health_sweep() -> list[str]:
             continue
         with transaction.atomic():
             current = locked(workspace.pk)
-            if (current.generation, current.instance_id) != (
+            if (current.generation, current.instance_generation, current.instance_id) != (
                 workspace.generation,
+                workspace.instance_generation,
                 workspace.instance_id,
             ):
                 continue

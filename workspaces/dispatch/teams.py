@@ -10,8 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
-from orgs.models import Team
-from workspaces import teamspec
+from workspaces import team_secrets, teamspec
 from workspaces.dispatch.core import (
     VERB_LOCK_WAIT,
     InvalidRequest,
@@ -20,19 +19,11 @@ from workspaces.dispatch.core import (
     locked_tree,
     transition,
 )
+from workspaces.dispatch.team_rows import drop_teams, ensure_team
 from workspaces.dispatch.verbs import create_workspace
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, Workspace
-
-
-def _event(workspace: Workspace, event_type: EventType, actor: str, payload: dict) -> None:
-    record_event(
-        event_type,
-        workspace=workspace,
-        actor=actor,
-        payload=payload,
-    )
 
 
 def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
@@ -59,23 +50,32 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
         if problems := teamspec.children_problems(children):
             listing = "; ".join(f"{path}: {message}" for path, message in problems)
             raise InvalidRequest(f"The team spec of {lead.name!r} is invalid: {listing}")
-        created = [
-            create_workspace(
+        created, restored = [], {}
+        for node in children:
+            child = create_workspace(
                 org=lead.org,
                 parent=lead,
                 actor=actor,
                 **teamspec.creation_fields(node, defaults={"runtime": lead.runtime}),
             )
-            for node in children
-        ]
-        Team.objects.get_or_create(
-            lead=lead, defaults={"org": lead.org, "name": f"{lead.name} team"}
-        )
-        _event(
-            lead,
+            # In this transaction, before the children's first start is queued on commit: an
+            # agent must start with its secrets or not at all (a refusal rolls all this back).
+            if keys := team_secrets.restore(lead, child, actor=actor):
+                restored[child.name] = keys
+            team_secrets.give_required(
+                lead, child, required=list(lead.org.required_env), actor=actor
+            )
+            created.append(child)
+        record_event(
             EventType.WORKSPACE_EXPANDED,
-            actor,
-            {"children": [str(c.pk) for c in created], "names": [c.name for c in created]},
+            workspace=lead,
+            actor=actor,
+            payload={
+                "children": [str(c.pk) for c in created],
+                "names": [c.name for c in created],
+                # Key names only, by member: what the collapse had kept for them.
+                "secrets_restored": restored,
+            },
         )
         return VerbResult(lead, created)
 
@@ -91,14 +91,21 @@ def collapse_team(*, workspace_id: Any, actor: str) -> VerbResult:
         removed = [ws for ws in descendants if ws.status != Status.REMOVED]
         if not removed:
             raise Refused(f"Cannot collapse workspace {lead.name!r}: it leads no live workspace.")
+        # Before the members go: what expand will need to recreate them as they were.
+        kept = team_secrets.set_aside(lead, removed)
         for workspace in removed:
             transition(workspace, "delete", actor=actor, payload={"cascaded_from": str(lead.pk)})
-        Team.objects.filter(lead__in=[lead, *descendants]).delete()
-        _event(
-            lead,
+        drop_teams([lead, *descendants])
+        team_secrets.discard(descendants)
+        record_event(
             EventType.WORKSPACE_COLLAPSED,
-            actor,
-            {"children": [str(w.pk) for w in removed], "names": [w.name for w in removed]},
+            workspace=lead,
+            actor=actor,
+            payload={
+                "children": [str(w.pk) for w in removed],
+                "names": [w.name for w in removed],
+                "secrets_kept": kept,
+            },
         )
         return VerbResult(lead, removed)
 
@@ -135,14 +142,19 @@ def move_workspace(*, workspace_id: Any, parent_id: Any | None, actor: str) -> W
         workspace.parent = parent
         workspace.save(update_fields=["parent", "updated_at"])
         if parent is not None:
-            Team.objects.get_or_create(
-                lead=parent, defaults={"org": parent.org, "name": f"{parent.name} team"}
-            )
-        _event(
-            workspace,
+            ensure_team(parent)
+        if (
+            previous
+            and not Workspace.objects.filter(parent_id=previous)
+            .exclude(status=Status.REMOVED)
+            .exists()
+        ):
+            drop_teams(Workspace.objects.filter(pk=previous))  # it leads no one any more
+        record_event(
             EventType.WORKSPACE_MOVED,
-            actor,
-            {
+            workspace=workspace,
+            actor=actor,
+            payload={
                 "from_parent": str(previous) if previous else None,
                 "to_parent": str(parent.pk) if parent else None,
             },

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from orgs.models import Org
-from workspaces import backends, lifecycle
+from workspaces import backends, fields, lifecycle, team_secrets
 from workspaces.backends import BackendError
 from workspaces.dispatch.core import (
     VERB_LOCK_WAIT,
@@ -22,6 +23,7 @@ from workspaces.dispatch.core import (
     recorded_instance,
     transition,
 )
+from workspaces.dispatch.team_rows import ensure_team
 from workspaces.models import Status, Workspace
 
 
@@ -64,8 +66,14 @@ def create_workspace(
 
     Routing: the workspace is recorded on its org's current backend, for good. No backend of that
     name configured: the row is created and marked failed with the reason. Not idempotent: each
-    call creates a new workspace. A parent from another org raises ``InvalidRequest``.
+    call creates a new workspace. A parent from another org raises ``InvalidRequest``; a bad
+    field value ``ValidationError`` with field errors (``workspaces.fields``), nothing written.
     """
+    given = {"name": name, "role": role, "tier": tier, "runtime": runtime}
+    given |= {"workspace_dir": workspace_dir, "spec": spec or {}}
+    if errors := fields.problems(given):
+        raise ValidationError(errors)
+    name = name.strip()
     if parent is not None and parent.org_id != org.pk:
         raise InvalidRequest(
             f"The parent workspace {parent.name!r} belongs to another org; "
@@ -86,6 +94,8 @@ def create_workspace(
             generation=1,
         )
         workspace.save()
+        if parent is not None:
+            ensure_team(parent)
         lifecycle.create_event(
             workspace, "create", actor=actor, payload={"backend": workspace.backend, "tier": tier}
         )
@@ -151,7 +161,11 @@ def delete(*, workspace_id: Any, actor: str) -> VerbResult:
     The rows stay (status removed) so their event history stays readable. No backend: a recorded
     no-op on the backend side. Refused when already removed.
     """
-    return _cascade(workspace_id, "delete", actor=actor, skip={Status.REMOVED})
+    with transaction.atomic():
+        result = _cascade(workspace_id, "delete", actor=actor, skip={Status.REMOVED})
+        # Secrets a collapse kept for a removed lead's team: nothing can expand it any more.
+        team_secrets.discard(result.moved)
+        return result
 
 
 def has_backend(*, workspace_id: Any = None, org: Org | None = None) -> bool:

@@ -1,17 +1,17 @@
-"""``manage.py demo``: a demo org with a small team tree, provisioned through dispatch."""
+"""``manage.py demo``: a demo org with a small team tree, imported like any org file."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
-from orgs.models import Backend, Org, Team
-from workspaces import dispatch
-from workspaces.events import record as record_event
-from workspaces.models import EventType, Status
+from orgs.importer import import_org
+from orgs.models import Backend, Org
+from orgs.orgfile import InvalidOrgFile
+from workspaces.models import Status
 
 DEMO_TREE = {
     "name": "PM",
@@ -49,35 +49,32 @@ class Command(BaseCommand):
         if existing and existing.workspaces.exclude(status=Status.REMOVED).exists():
             self.stdout.write(f"The {org} org already has workspaces; nothing created.")
         else:
-            self._create(org, backend)
+            self._create(org, backend, into=existing)
         if wait:
             self._wait(org, wait)
 
-    def _create(self, slug: str, backend: str) -> None:
-        actor = "cli:demo"
-        with transaction.atomic():
-            org, created = Org.objects.get_or_create(
-                slug=slug, defaults={"name": f"{slug.capitalize()} Org", "backend": backend}
+    def _create(self, slug: str, backend: str, *, into: Org | None) -> None:
+        # The demo is an org file like any other: the same validation (a bad --org is refused
+        # with the reason), the same org creation, the same tree through dispatch.
+        document = {
+            "name": f"{slug.capitalize()} Org",
+            "slug": slug,
+            "backend": str(backend),
+            "workspaces": [DEMO_TREE],
+        }
+        try:
+            result = import_org(
+                yaml.safe_dump(document, sort_keys=False),
+                actor="cli:demo",
+                into=into,
+                source="manage.py demo",
             )
-            if created:
-                record_event(
-                    EventType.ORG_CREATED, org_id=org.pk, actor=actor, payload={"slug": slug}
-                )
-            elif org.backend != backend:
-                org.backend = backend
-                org.save(update_fields=["backend"])
-            lead = dispatch.create_workspace(
-                org=org,
-                name=DEMO_TREE["name"],
-                role=DEMO_TREE["role"],
-                tier=DEMO_TREE["tier"],
-                spec={"children": DEMO_TREE["children"]},
-                actor=actor,
-            )
-            Team.objects.create(org=org, lead=lead, name=f"{lead.name} team")
-            for child in DEMO_TREE["children"]:
-                dispatch.create_workspace(org=org, parent=lead, actor=actor, **child)
-        self.stdout.write(f"Demo org {slug!r}: 4 workspaces provisioning on the {backend} backend.")
+        except InvalidOrgFile as invalid:
+            raise CommandError(f"Cannot create the demo org: {invalid}") from None
+        self.stdout.write(
+            f"Demo org {slug!r}: {len(result.workspaces)} workspaces provisioning on the "
+            f"{result.org.backend} backend."
+        )
 
     def _wait(self, slug: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orgs.models import Org
@@ -14,7 +15,6 @@ from workspaces import dispatch
 from workspaces.lifecycle import Refused
 from workspaces.models import Status, Workspace
 from workspaces.selectors import workspace_as_dict
-from workspaces.tiers import is_known_tier
 
 
 def cli_actor() -> str:
@@ -43,8 +43,20 @@ def find_workspace(ref: str, *, org: str | None = None) -> Workspace:
     return matches[0]
 
 
+VERB_HELP = {
+    "expand": "Create a lead's team members from its team spec and provision them.",
+    "collapse": "Stop and remove every workspace below a lead (their secrets are kept).",
+}
+
+
+def _sentence(invalid: ValidationError) -> str:
+    return "; ".join(
+        f"{field}: {' '.join(messages)}" for field, messages in invalid.message_dict.items()
+    )
+
+
 class Command(BaseCommand):
-    help = "List workspaces, create one, or run a lifecycle verb on one (through dispatch)."
+    help = "List workspaces, create one, or run a lifecycle or team verb on one (through dispatch)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -62,16 +74,26 @@ class Command(BaseCommand):
         create.add_argument("--tier", type=int, default=2)
         create.add_argument("--runtime", default="langgraph")
         create.add_argument("--parent", help="Id or name of the parent workspace.")
-        for verb in dispatch.VERBS:
-            one = sub.add_parser(verb, help=f"{verb.capitalize()} a workspace.")
+        for verb in [*dispatch.VERBS, *dispatch.TEAM_VERBS]:
+            one = sub.add_parser(verb, help=VERB_HELP.get(verb, f"{verb.capitalize()} it."))
             one.add_argument("workspace", help="Workspace id, id prefix or name.")
             one.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
+        move = sub.add_parser("move", help="Give a workspace another parent (or none).")
+        move.add_argument("workspace", help="Workspace id, id prefix or name.")
+        move.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
+        where = move.add_mutually_exclusive_group(required=True)
+        where.add_argument("--parent", help="Id or name of the new parent workspace.")
+        where.add_argument(
+            "--top", action="store_true", help="Make it a top-level workspace (no parent)."
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "list":
             self.list(**options)
         elif action == "create":
             self.create(**options)
+        elif action == "move":
+            self.move(**options)
         else:
             self.verb(action, **options)
 
@@ -118,25 +140,45 @@ class Command(BaseCommand):
             org_row = Org.objects.get(slug=org)
         except Org.DoesNotExist:
             raise CommandError(f"No org has the slug {org!r}.") from None
-        if not is_known_tier(tier):
-            raise CommandError(f"Unknown tier {tier}: use 1, 2, 3 or 4.")
         parent_row = find_workspace(parent, org=org) if parent else None
-        workspace = dispatch.create_workspace(
-            org=org_row,
-            name=name,
-            role=role,
-            tier=tier,
-            runtime=runtime,
-            parent=parent_row,
-            actor=cli_actor(),
-        )
+        try:
+            workspace = dispatch.create_workspace(
+                org=org_row,
+                name=name,
+                role=role,
+                tier=tier,
+                runtime=runtime,
+                parent=parent_row,
+                actor=cli_actor(),
+            )
+        except ValidationError as invalid:
+            raise CommandError(f"Workspace not created: {_sentence(invalid)}") from None
+        except dispatch.InvalidRequest as invalid:
+            raise CommandError(str(invalid)) from None
         self.stdout.write(f"{workspace.pk} {workspace.status}")
+
+    def move(
+        self, *, workspace: str, org: str | None, parent: str | None, top: bool, **_: Any
+    ) -> None:
+        target = find_workspace(workspace, org=org)
+        new_parent = None if top else find_workspace(parent or "", org=target.org.slug)
+        try:
+            dispatch.move_workspace(
+                workspace_id=target.pk,
+                parent_id=new_parent.pk if new_parent else None,
+                actor=cli_actor(),
+            )
+        except (Refused, dispatch.InvalidRequest) as refused:
+            raise CommandError(str(refused)) from None
+        where = f"under {new_parent.name}" if new_parent else "at the top level"
+        self.stdout.write(self.style.SUCCESS(f"move: {target.name} is now {where}"))
 
     def verb(self, verb: str, *, workspace: str, org: str | None, **_: Any) -> None:
         target = find_workspace(workspace, org=org)
+        run = dispatch.VERBS.get(verb) or dispatch.TEAM_VERBS[verb]
         try:
-            result = dispatch.VERBS[verb](workspace_id=target.pk, actor=cli_actor())
-        except Refused as refused:
+            result = run(workspace_id=target.pk, actor=cli_actor())
+        except (Refused, dispatch.InvalidRequest) as refused:
             raise CommandError(str(refused)) from None
         moved = getattr(result, "moved", [result])
         names = ", ".join(f"{ws.name} → {ws.status}" for ws in moved)

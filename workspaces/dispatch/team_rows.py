@@ -1,0 +1,33 @@
+"""Team rows: the one place that writes them (``orgs.models.Team``).
+
+A Team row says "this workspace leads a team". It exists while the lead has members: created
+when the first member is created under it (org import, expand, the API, a move) and deleted
+when collapse removes them. Both the verbs and the team verbs call these two functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from orgs.models import Team
+from workspaces.models import Workspace
+
+MAX_TEAM_NAME = 200
+SUFFIX = " team"
+
+
+def team_name(lead: Workspace) -> str:
+    # A lead's name may take the whole column; the team's name must still fit its own.
+    return lead.name[: MAX_TEAM_NAME - len(SUFFIX)] + SUFFIX
+
+
+def ensure_team(lead: Workspace) -> bool:
+    """The lead's Team row, created if it has none; True when it was created."""
+    _, created = Team.objects.get_or_create(
+        lead=lead, defaults={"org_id": lead.org_id, "name": team_name(lead)}
+    )
+    return created
+
+
+def drop_teams(leads: Iterable[Workspace]) -> None:
+    Team.objects.filter(lead__in=list(leads)).delete()
