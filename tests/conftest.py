@@ -1,18 +1,17 @@
 """Test-suite wiring: a real PostgreSQL for the whole session, eager Celery, backends, users.
 
-PostgreSQL is started by ``tests.services`` (as the ``postgres`` user when running as root) on a
-port picked now, and pytest-postgresql's ``postgresql_noproc`` fixture checks and describes it;
-pytest-django then creates the test database on it.
+PostgreSQL is started by ``tests.support.services`` (as the ``postgres`` user when running as
+root) on a port picked now, and pytest-postgresql's ``postgresql_noproc`` fixture checks and
+describes it; pytest-django then creates the test database on it.
+
+Fixtures only: the helpers the tests share are in tests/support/.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,10 @@ from pytest_postgresql import factories
 
 from molecule.celery import app as celery_app
 from orgs.models import Org, OrgMembership
-from tests import services
+from tests.support import services
+from tests.support.procs import kill_local_agents
+from tests.support.rows import MakeWorkspace
+from tests.support.users import make_member
 from workspaces import backends, dispatch
 from workspaces.models import Status, Workspace
 
@@ -79,7 +81,7 @@ def _fresh_backends(settings: Any, tmp_path: Path) -> Iterator[None]:
 @pytest.fixture
 def recording(settings: Any) -> dict[str, Any]:
     """Every backend replaced by an in-memory recorder, keyed by backend name."""
-    from tests.fakes import RECORDING
+    from tests.support.fakes import RECORDING
 
     settings.MOLECULE_BACKEND_CLASSES = {**settings.MOLECULE_BACKEND_CLASSES, **RECORDING}
     settings.MOLECULE_BACKENDS = ["local", "docker", "controlplane"]
@@ -88,9 +90,6 @@ def recording(settings: Any) -> dict[str, Any]:
     for backend in found.values():
         backend.reset()
     return found
-
-
-MakeWorkspace = Callable[..., Workspace]
 
 
 @pytest.fixture
@@ -119,14 +118,6 @@ def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
     return make
 
 
-def kill_local_agents(root: Path) -> None:
-    """Kill every agent process group recorded under a local backend root."""
-    for record in root.glob("*/instance.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            pid = json.loads(record.read_text())["pid"]
-            os.killpg(pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def local_fleet(settings: Any, live_server: Any, tmp_path: Path) -> Iterator[Path]:
     """The real local backend, agents calling back to a live server, fast heartbeats."""
@@ -140,18 +131,6 @@ def local_fleet(settings: Any, live_server: Any, tmp_path: Path) -> Iterator[Pat
     kill_local_agents(root)
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 20, interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def org(db: None) -> Org:
     return Org.objects.create(slug="acme", name="Acme Research")
@@ -160,12 +139,6 @@ def org(db: None) -> Org:
 @pytest.fixture
 def other_org(db: None) -> Org:
     return Org.objects.create(slug="globex", name="Globex")
-
-
-def make_member(org: Org, username: str, role: str) -> User:
-    user = User.objects.create_user(username, password="pw-" + username)
-    OrgMembership.objects.create(org=org, user=user, role=role)
-    return user
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from orgs import api_tokens, bearer, partner_keys
 from orgs.models import Org, OrgApiToken, OrgMembership, PartnerApiKey, Team
-from tests.conftest import make_member
+from tests.support.users import make_member
 from workspaces import vault
 from workspaces.bearer_secrets import hash_token
 from workspaces.models import (

@@ -1,7 +1,7 @@
 """Fixtures for the JSON API tests: credentials for each kind of caller, workspaces in a state.
 
-Every test here runs on the recording backends (tests/fakes.py): the API is tested for what it
-asks dispatch to do, never by starting agents.
+Every test here runs on the recording backends (tests/support/fakes.py): the API is tested for
+what it asks dispatch to do, never by starting agents.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 
 from orgs.models import Org
-from tests.keys import Api, api, mint_key, mint_token
-
-ADMIN_TOKEN = "break-glass-" + "x" * 40
+from tests.support.keys import ADMIN_TOKEN, Api, api, mint_key, mint_token
 
 
 @pytest.fixture(autouse=True)

@@ -18,10 +18,8 @@ from django.utils import timezone
 
 from orgs import api_tokens, bearer, partner_keys
 from orgs.models import Org, OrgApiToken, PartnerApiKey
-from tests.api.conftest import ADMIN_TOKEN
-from tests.conftest import MakeWorkspace
-from tests.helpers import status_of
-from tests.keys import Api, api, mint_key, mint_token
+from tests.support.keys import ADMIN_TOKEN, Api, api, mint_key, mint_token
+from tests.support.rows import MakeWorkspace, status_of
 from workspaces.models import Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from orgs.models import Org
-from tests.conftest import MakeWorkspace
-from tests.keys import Api
+from tests.support.keys import Api
+from tests.support.rows import MakeWorkspace
 from workspaces.models import EventType, StructureEvent
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from orgs import partner_keys
 from orgs.models import Org, OrgApiToken, PartnerApiKey
-from tests.keys import Api, api, database_text, mint_token
+from tests.support.keys import Api, api, database_text, mint_token
 from workspaces.models import EventType, StructureEvent
 
 pytestmark = pytest.mark.django_db

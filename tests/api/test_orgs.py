@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from orgs.models import Org
-from tests.conftest import MakeWorkspace
-from tests.keys import Api, api, mint_token
+from tests.support.keys import Api, api, mint_token
+from tests.support.rows import MakeWorkspace
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from orgs.models import Org
-from tests.conftest import MakeWorkspace
-from tests.keys import Api, database_text
+from tests.support.keys import Api, database_text
+from tests.support.rows import MakeWorkspace
 from workspaces import vault
 from workspaces.models import EventType, Status, StructureEvent, Workspace, WorkspaceSecret
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from orgs.models import Org
-from tests.conftest import MakeWorkspace
-from tests.keys import Api
+from tests.support.keys import Api
+from tests.support.rows import MakeWorkspace
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract.engine import CONSOLE_ID, Engine
+from tests.support.engine import CONSOLE_ID, Engine
 from workspaces import dispatch
 from workspaces.backends.docker import LABEL_CONSOLE, container_options
 from workspaces.models import Status, Workspace
@@ -29,7 +29,7 @@ from workspaces.tiers import tier_settings
 
 pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True)]
 # The engine fixtures (docker_engine, docker_settings, docker_console, docker_fleet).
-pytest_plugins = ["tests.contract.fixtures"]
+pytest_plugins = ["tests.support.engine_fixtures"]
 
 SAMPLES = 20
 

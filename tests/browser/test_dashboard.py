@@ -14,8 +14,8 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Dialog, Locator, Page, expect
 
 from orgs.models import Org
-from tests.browser.conftest import RegistryGate
-from tests.workspaces.test_local_backend import agent_pids
+from tests.support.browser import RegistryGate, mark_page, still_marked
+from tests.support.procs import agent_pids
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,15 +26,6 @@ AGENT_TIMEOUT_MS = 30_000
 
 def row_badge(page: Page, name: str) -> Locator:
     return page.locator(f'tr[data-workspace="{name}"] span.badge[data-status]')
-
-
-def mark_page(page: Page) -> None:
-    # Survives htmx swaps, not a reload: checking it afterwards proves the page was not reloaded.
-    page.evaluate("window.__marker = 1")
-
-
-def still_marked(page: Page) -> bool:
-    return page.evaluate("window.__marker") == 1
 
 
 def test_operator_provisions_a_workspace_and_watches_it_come_online_then_stops_it(

@@ -14,9 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from orgs.models import Org
-from tests.browser.conftest import RegistryGate
-from tests.browser.test_dashboard import mark_page, still_marked
-from tests.workspaces.test_local_backend import agent_pids
+from tests.support.browser import RegistryGate, mark_page, still_marked
+from tests.support.procs import agent_pids
 from workspaces import vault
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 

@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import wait_for
-from tests.contract.conftest import Harness
+from tests.support.harness import Harness
+from tests.support.waiting import wait_for
 from workspaces import dispatch
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # The engine fixtures (docker_engine, docker_settings, docker_console, docker_fleet).
-pytest_plugins = ["tests.contract.fixtures", "tests.cpdouble_fixtures"]
+pytest_plugins = ["tests.support.engine_fixtures", "tests.support.cpdouble_fixtures"]
 
 E = EventType
 # Generous: two cores, shared with other test runs, and a container start on top.

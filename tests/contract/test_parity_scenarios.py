@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contract.conftest import Harness
+from tests.support.harness import Harness
 from workspaces import parity, scenarios
 from workspaces.backends import Verdict
 from workspaces.dispatch import probes
 
 pytestmark = pytest.mark.django_db(transaction=True)
-pytest_plugins = ["tests.contract.fixtures", "tests.cpdouble_fixtures"]
+pytest_plugins = ["tests.support.engine_fixtures", "tests.support.cpdouble_fixtures"]
 
 
 @pytest.mark.parametrize("row", parity.ROWS, ids=parity.ROW_IDS)

@@ -16,8 +16,8 @@ import pytest
 from orgs import selectors
 from orgs.importer import import_org
 from orgs.models import Team
-from tests.conftest import wait_for
-from tests.workspaces.test_local_backend import agent_pids, environ, processes_under
+from tests.support.procs import agent_pids, environ, processes_under
+from tests.support.waiting import wait_for
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,8 +1,8 @@
 """Org import as a service: every kind of bad file is refused with its line and creates nothing;
 a good one creates the org and its tree in one transaction and provisions through dispatch.
 
-The recording backends (tests/fakes.py) stand in for real ones: what matters here is what the
-importer asks dispatch to do. tests/orgs/test_import_fleet.py imports onto real agents.
+The recording backends (tests/support/fakes.py) stand in for real ones: what matters here is
+what the importer asks dispatch to do. tests/orgs/test_import_fleet.py imports onto real agents.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from orgs import partner_keys
 from orgs.models import Org, PartnerApiKey
-from tests.keys import database_text
+from tests.support.keys import database_text
 from workspaces.models import EventType, StructureEvent
 
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from orgs import api_tokens, partner_keys
 from orgs.models import Org, OrgApiToken, PartnerApiKey
-from tests.conftest import make_member
+from tests.support.users import make_member
 from workspaces.models import EventType, StructureEvent
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from orgs import api_tokens
 from orgs.models import Org, OrgApiToken
-from tests.keys import database_text
+from tests.support.keys import database_text
 from workspaces.models import EventType, StructureEvent
 
 pytestmark = pytest.mark.django_db

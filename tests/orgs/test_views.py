@@ -1,8 +1,8 @@
 """The org pages as adapters: orgs list, org page with its tree and team verbs, org import and its
 progress page, the event log; each for the owner, the viewer, the outsider and the anonymous.
 
-Every test runs on the recording backends (tests/fakes.py): the pages are tested for what they
-ask dispatch and the importer to do, and for what they show to whom.
+Every test runs on the recording backends (tests/support/fakes.py): the pages are tested for
+what they ask dispatch and the importer to do, and for what they show to whom.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from django.urls import reverse
 
 from orgs.importer import import_org
 from orgs.models import Org, OrgMembership, Team
-from tests.conftest import make_member
+from tests.support.users import make_member
 from workspaces import vault
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 

@@ -1,7 +1,8 @@
 """Fixtures for the controlplane backend's tests: the control-plane double, in a thread.
 
-Loaded by the test modules that need them with ``pytest_plugins = ["tests.cpdouble_fixtures"]``
-(and never imported by them, so pytest can rewrite this module too). The double is real: an HTTP
+Loaded by the test modules that need them with
+``pytest_plugins = ["tests.support.cpdouble_fixtures"]``, and imported by nobody: the helpers that
+go with them are in tests/support/cpdouble.py. The double is real: an HTTP
 server on 127.0.0.1 whose VMs are agent processes, children of the test process; teardown stops
 all of them.
 """
@@ -16,10 +17,9 @@ import pytest
 
 from cpdouble import ControlPlaneDouble
 from orgs.models import Org
-from tests.workspaces.test_local_backend import kill_all_under
+from tests.support.cpdouble import CP_TOKEN
+from tests.support.procs import kill_all_under
 from workspaces import backends
-
-CP_TOKEN = "cp-shared-secret-for-tests"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers for tests against a real container engine; the fixtures are in fixtures.py."""
+"""Helpers for tests against a real container engine; the fixtures are in engine_fixtures.py."""
 
 from __future__ import annotations
 

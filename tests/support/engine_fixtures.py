@@ -10,7 +10,8 @@ Network rule: the tests reach containers only through ports published on 127.0.0
 containers reach the test console through the gateway of ``molecule-net``, a network the engine
 created for this machine (see workspaces/backends/docker.py for why).
 
-Test modules load this as a plugin: ``pytest_plugins = ["tests.contract.fixtures"]``.
+Test modules load this as a plugin: ``pytest_plugins = ["tests.support.engine_fixtures"]``, and
+nobody imports it: the helpers that go with it are in tests/support/engine.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import docker
 import pytest
 from django.test.testcases import LiveServerThread
 
-from tests.contract.engine import CONSOLE_ID, ROOT, Engine, remove_labelled
+from tests.support.engine import CONSOLE_ID, ROOT, Engine, remove_labelled
 from workspaces import backends
 
 

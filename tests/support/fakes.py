@@ -79,7 +79,7 @@ class ControlplaneRecording(RecordingBackend):
 
 
 RECORDING = {
-    "local": "tests.fakes.LocalRecording",
-    "docker": "tests.fakes.DockerRecording",
-    "controlplane": "tests.fakes.ControlplaneRecording",
+    "local": "tests.support.fakes.LocalRecording",
+    "docker": "tests.support.fakes.DockerRecording",
+    "controlplane": "tests.support.fakes.ControlplaneRecording",
 }

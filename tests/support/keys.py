@@ -13,6 +13,9 @@ from django.test import Client
 from orgs import api_tokens, partner_keys
 from orgs.models import Org
 
+# The break-glass admin token the ``admin`` fixture (tests/api/conftest.py) configures.
+ADMIN_TOKEN = "break-glass-" + "x" * 40
+
 
 def database_text() -> str:
     """Every row of every table as text: what a stolen copy of the database would hold."""

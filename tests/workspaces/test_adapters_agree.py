@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Org
-from tests.conftest import MakeWorkspace
+from tests.support.rows import MakeWorkspace
 from workspaces import dispatch
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import Status, StructureEvent, Workspace

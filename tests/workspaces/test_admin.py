@@ -15,11 +15,8 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Org, OrgMembership
-from tests.conftest import (
-    MakeWorkspace,
-    make_member,
-)
-from tests.helpers import event_count, latest_event, status_of
+from tests.support.rows import MakeWorkspace, event_count, last_event, status_of
+from tests.support.users import make_member
 from workspaces import dispatch
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
@@ -128,7 +125,7 @@ def test_a_non_destructive_action_acts_at_once_through_dispatch(
     assert response.status_code == 302
     assert status_of(workspace) == end
     assert event_count(workspace) == before + 1
-    event = latest_event(workspace)
+    event = last_event(workspace)
     assert (event.event_type, event.actor, event.payload["cause"]) == (
         event_type,
         "user:root",
@@ -176,7 +173,7 @@ def test_a_destructive_action_acts_once_confirmed(
     assert response.status_code == 302
     assert status_of(workspace) == end
     assert event_count(workspace) == before + 1
-    event = latest_event(workspace)
+    event = last_event(workspace)
     assert (event.event_type, event.actor, event.payload["cause"]) == (
         event_type,
         "user:root",
@@ -278,7 +275,7 @@ def test_the_add_form_creates_and_provisions_through_dispatch(
 
 @pytest.fixture
 def event(org: Org, make_workspace: MakeWorkspace) -> StructureEvent:
-    return latest_event(make_workspace(org))
+    return last_event(make_workspace(org))
 
 
 def test_the_event_log_lists_events(admin_client: Client, event: StructureEvent) -> None:

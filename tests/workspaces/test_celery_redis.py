@@ -22,9 +22,9 @@ from celery.signals import task_postrun, task_prerun
 from django.db import connections
 
 from molecule.celery import app as celery_app
-from tests import services
-from tests.conftest import wait_for
-from tests.workspaces.test_local_backend import agent_pids
+from tests.support import services
+from tests.support.procs import agent_pids
+from tests.support.waiting import wait_for
 from workspaces import dispatch
 from workspaces.models import Status, Workspace
 

@@ -15,8 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orgs.models import Org, Team
-from tests.conftest import MakeWorkspace
-from tests.helpers import event_count, latest_event, status_of
+from tests.support.rows import MakeWorkspace, event_count, last_event, status_of
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
@@ -129,7 +128,7 @@ def test_a_verb_finds_the_workspace_and_moves_it_through_dispatch(
     assert out.strip() == f"{verb}: Lead → {end}"
     assert status_of(workspace) == end
     assert event_count(workspace) == before + 1
-    event = latest_event(workspace)
+    event = last_event(workspace)
     assert (event.event_type, event.actor, event.payload["cause"]) == (event_type, CLI_ACTOR, verb)
     assert Workspace.objects.get(name="Bystander").status == start
 
@@ -200,7 +199,7 @@ def test_create_creates_and_provisions_through_dispatch(
     workspace = Workspace.objects.get(name="Scout")
     assert out.strip() == f"{workspace.pk} provisioning"
     assert (workspace.org, workspace.tier) == (org, 3)
-    event = latest_event(workspace)
+    event = last_event(workspace)
     assert (event.event_type, event.actor, event.payload["cause"]) == (
         EventType.WORKSPACE_PROVISIONING,
         CLI_ACTOR,

@@ -1,8 +1,8 @@
 """The controlplane backend on its own: its HTTP client against the control-plane double.
 
-Real HTTP both ways: ``ControlPlaneBackend`` calls the double (tests/cpdouble_fixtures.py) on a
-loopback port, and the double's "VMs" are real agent processes. As in test_local_backend.py the
-agents point at a closed registry and keep retrying, which is all a backend-level test needs;
+Real HTTP both ways: ``ControlPlaneBackend`` calls the double (tests/support/cpdouble_fixtures.py)
+on a loopback port, and the double's "VMs" are real agent processes. As in test_local_backend.py
+the agents point at a closed registry and keep retrying, which is all a backend-level test needs;
 tests/workspaces/test_controlplane_fleet.py runs the same backend through dispatch with a console.
 
 Also here: the double's own promises that other tests rely on (its faults, its bearer check,
@@ -20,82 +20,28 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from cpdouble import ControlPlaneDouble
-from tests.conftest import wait_for
-from tests.services import free_port
-from tests.workspaces.test_local_backend import (
-    CLOSED_REGISTRY,
-    address_space_limit,
-    environ,
-    group_members,
-    health,
-    is_alive,
-    live_pids,
-    make_spec,
-)
+from tests.support.agents import CLOSED_REGISTRY, health, make_spec
+from tests.support.cpdouble import PROVISION, agent_pid, client, post_faults, requests_to, vm_of
+from tests.support.procs import address_space_limit, environ, group_members, is_alive, live_pids
+from tests.support.services import free_port
+from tests.support.waiting import wait_for
 from workspaces.backends import BackendError, Instance
 from workspaces.backends.controlplane import ControlPlaneBackend
 from workspaces.tiers import MiB
 
-pytest_plugins = ["tests.cpdouble_fixtures"]
+pytest_plugins = ["tests.support.cpdouble_fixtures"]
 
-PROVISION = ("POST", "/cp/workspaces/provision")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-# --- helpers (shared with the fleet tests) ------------------------------------------------------
-
-
-def client(double: ControlPlaneDouble | None = None, **overrides: Any) -> ControlPlaneBackend:
-    """A backend pointed at ``double``, with quick retries; keywords override the options."""
-    options: dict[str, Any] = {
-        "url": double.url if double else "",
-        "token": double.token if double else "no-double-to-check-it",
-        "image": "molecule-agent:test",
-        "connect_timeout": 2,
-        "read_timeout": 10,
-        "retries": 2,
-        "backoff": 0.05,
-    }
-    return ControlPlaneBackend(**(options | overrides))
-
-
-def post_faults(double: ControlPlaneDouble, **faults: Any) -> dict[str, Any]:
-    """Switch the double's faults over HTTP, as a demo or another process would."""
-    response = httpx.post(
-        f"{double.url}/_faults",
-        json=faults,
-        headers={"Authorization": f"Bearer {double.token}"},
-        timeout=10,
-        trust_env=False,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def requests_to(double: ControlPlaneDouble, method: str, path: str) -> list[int]:
-    """Statuses the double answered to ``method path``, in order."""
-    with double.lock:
-        return [status for m, p, status in double.requests if (m, p) == (method, path)]
 
 
 @pytest.fixture
 def backend(cp_double: ControlPlaneDouble) -> ControlPlaneBackend:
     return client(cp_double)
-
-
-def vm_of(double: ControlPlaneDouble, instance: Instance) -> dict[str, Any]:
-    (vm,) = [vm for vm in double.vms() if vm["instance_id"] == instance.instance_id]
-    return vm
-
-
-def agent_pid(double: ControlPlaneDouble, instance: Instance) -> int:
-    return wait_for(lambda: vm_of(double, instance)["pid"], timeout=20)
 
 
 # --- provision --------------------------------------------------------------------------------

@@ -13,20 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.workspaces.test_controlplane_backend import (
-    PROVISION,
-    agent_pid,
-    client,
-    post_faults,
-    requests_to,
-)
-from tests.workspaces.test_local_backend import environ, is_alive, make_spec
+from tests.support.agents import make_spec
+from tests.support.cpdouble import PROVISION, agent_pid, client, post_faults, requests_to
+from tests.support.procs import environ, is_alive
+from tests.support.waiting import wait_for
 from workspaces import backends, bearer_secrets, dispatch
 from workspaces.backends import Instance
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
-pytest_plugins = ["tests.cpdouble_fixtures"]
+pytest_plugins = ["tests.support.cpdouble_fixtures"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 E = EventType

@@ -1,8 +1,8 @@
 """dispatch: routing, no-backend fallbacks, events, serialization and the sweeps.
 
-These use the in-memory recording backend (tests/fakes.py) because they are about dispatch's
-behaviour around a backend; tests/workspaces/test_local_fleet.py runs the same paths on real
-processes.
+These use the in-memory recording backend (tests/support/fakes.py) because they are about
+dispatch's behaviour around a backend; tests/workspaces/test_local_fleet.py runs the same paths on
+real processes.
 """
 
 from __future__ import annotations

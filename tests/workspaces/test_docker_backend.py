@@ -21,8 +21,8 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import wait_for
-from tests.contract.engine import CONSOLE_ID, Engine, remove_labelled
+from tests.support.engine import CONSOLE_ID, Engine, remove_labelled
+from tests.support.waiting import wait_for
 from workspaces import dispatch
 from workspaces.backends import BackendError, Instance, InstanceSpec
 from workspaces.backends.docker import (
@@ -38,7 +38,7 @@ from workspaces.models import EventType, Status, StructureEvent, Workspace
 from workspaces.tiers import MiB, tier_settings
 
 # The engine fixtures (docker_engine, docker_settings, docker_console, docker_fleet).
-pytest_plugins = ["tests.contract.fixtures"]
+pytest_plugins = ["tests.support.engine_fixtures"]
 CLOSED_REGISTRY = "http://127.0.0.1:9"
 OOM_IMAGE = "molecule-agent-oomtest:latest"
 

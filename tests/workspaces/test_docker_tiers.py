@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from docker.models.containers import Container
 
-from tests.conftest import wait_for
-from tests.contract.engine import Engine
+from tests.support.engine import Engine
+from tests.support.waiting import wait_for
 from workspaces import dispatch
 from workspaces.models import Status, Workspace
 from workspaces.tiers import MiB
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # The engine fixtures (docker_engine, docker_settings, docker_console, docker_fleet).
-pytest_plugins = ["tests.contract.fixtures"]
+pytest_plugins = ["tests.support.engine_fixtures"]
 
 ONLINE_TIMEOUT = 90
 PYTEST_PID = os.getpid()

@@ -5,143 +5,35 @@ a console: the agents are pointed at a closed port and just keep retrying to reg
 all a backend-level test needs of them. tests/workspaces/test_local_fleet.py runs the same backend
 through dispatch with a live console.
 
-The helpers at the top read /proc themselves rather than reuse the backend's own, so a mistake
-there cannot hide itself; the fleet and Celery tests import them too.
+The /proc helpers (tests/support/procs.py) read /proc themselves rather than reuse the backend's
+own, so a mistake there cannot hide itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import wait_for
-from workspaces.backends import Instance, InstanceSpec
+from tests.support.agents import health, make_spec
+from tests.support.procs import (
+    address_space_limit,
+    environ,
+    group_members,
+    is_alive,
+    kill_all_under,
+    processes_under,
+)
+from tests.support.waiting import wait_for
+from workspaces.backends import Instance
 from workspaces.backends.local import LocalBackend
-from workspaces.tiers import MiB, tier_settings
-
-# Nothing listens on the discard port: the agent logs "console unreachable" and retries.
-CLOSED_REGISTRY = "http://127.0.0.1:9"
-
-
-# --- /proc helpers (shared with the fleet and Celery tests) --------------------------------------
-
-
-def proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks), or None when there is no such pid."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return fields[0], int(fields[2]), int(fields[19])
-
-
-def is_alive(pid: int, start_ticks: int | None = None) -> bool:
-    """A live process (zombies are dead: only their exit status is left to collect)."""
-    stat = proc_stat(pid)
-    if stat is None or stat[0] in ("Z", "X"):
-        return False
-    return start_ticks is None or stat[2] == start_ticks
-
-
-def live_pids() -> list[int]:
-    return [
-        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and is_alive(int(p.name))
-    ]
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes whose process group is ``pgid``."""
-    return [pid for pid in live_pids() if (stat := proc_stat(pid)) and stat[1] == pgid]
-
-
-def environ(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
-
-
-def processes_under(root: Path) -> list[int]:
-    """Live processes started by a local backend rooted at ``root`` (their HOME is inside it).
-
-    Agents and their sidecars inherit that environment, so this finds a sidecar too.
-    """
-    prefix = f"{root}/"
-    return [pid for pid in live_pids() if environ(pid).get("HOME", "").startswith(prefix)]
-
-
-def agent_pids(root: Path, workspace_id: str) -> list[int]:
-    """Live processes under ``root`` that run as the agent of ``workspace_id``."""
-    return [
-        pid
-        for pid in processes_under(root)
-        if environ(pid).get("MOLECULE_WORKSPACE_ID") == str(workspace_id)
-    ]
-
-
-def kill_all_under(root: Path) -> None:
-    for pid in processes_under(root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def health(url: str) -> int | None:
-    """Status code of the agent's /health, or None while nothing answers.
-
-    ``trust_env=False``: a proxy from the environment must never carry a loopback request.
-    """
-    try:
-        return httpx.get(f"{url}/health", timeout=2, trust_env=False).status_code
-    except httpx.HTTPError:
-        return None
-
-
-def address_space_limit(pid: int) -> str:
-    """The soft RLIMIT_AS of a process as /proc shows it ("unlimited" or bytes)."""
-    limits = Path(f"/proc/{pid}/limits").read_text()
-    match = re.search(r"^Max address space\s+(\S+)\s+(\S+)", limits, re.MULTILINE)
-    assert match, limits
-    return match.group(1)
-
+from workspaces.tiers import MiB
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-
-def make_spec(
-    *, tier: int = 2, env: dict[str, str] | None = None, workspace_dir: str = ""
-) -> InstanceSpec:
-    workspace_id = str(uuid.uuid4())
-    return InstanceSpec(
-        workspace_id=workspace_id,
-        name="probe",
-        org_slug="acme",
-        runtime="langgraph",
-        tier=tier_settings(tier),
-        generation=1,
-        env={
-            "MOLECULE_WORKSPACE_ID": workspace_id,
-            "MOLECULE_WORKSPACE_TOKEN": "not-a-real-token",
-            "MOLECULE_WORKSPACE_NAME": "probe",
-            "MOLECULE_ORG": "acme",
-            "MOLECULE_RUNTIME": "langgraph",
-            "MOLECULE_TIER": str(tier),
-            "MOLECULE_REGISTRY_URL": CLOSED_REGISTRY,
-            "MOLECULE_HEARTBEAT_INTERVAL": "1",
-            **(env or {}),
-        },
-        workspace_dir=workspace_dir,
-    )
 
 
 @pytest.fixture

@@ -20,16 +20,10 @@ import httpx
 import pytest
 from django.db import connection
 
-from tests.conftest import wait_for
-from tests.helpers import status_of
-from tests.workspaces.test_local_backend import (
-    CLOSED_REGISTRY,
-    agent_pids,
-    environ,
-    group_members,
-    is_alive,
-    make_spec,
-)
+from tests.support.agents import CLOSED_REGISTRY, make_spec
+from tests.support.procs import agent_pids, environ, group_members, is_alive
+from tests.support.rows import status_of
+from tests.support.waiting import wait_for
 from workspaces import dispatch
 from workspaces.backends.local import LocalBackend
 from workspaces.lifecycle import TransitionRefused

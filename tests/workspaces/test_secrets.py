@@ -22,9 +22,9 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Org
-from tests.conftest import wait_for
-from tests.keys import database_text
-from tests.workspaces.test_local_backend import agent_pids, environ
+from tests.support.keys import database_text
+from tests.support.procs import agent_pids, environ
+from tests.support.waiting import wait_for
 from workspaces import dispatch, vault
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, StructureEvent, Workspace, WorkspaceSecret

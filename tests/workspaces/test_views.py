@@ -1,7 +1,7 @@
 """The console pages as an adapter: who may see and act, full pages and htmx partials, verbs.
 
-Every test runs on the recording backends (tests/fakes.py), so no agent process starts; the
-pages are tested for what they ask dispatch to do and what they show, the owner / viewer /
+Every test runs on the recording backends (tests/support/fakes.py), so no agent process starts;
+the pages are tested for what they ask dispatch to do and what they show, the owner / viewer /
 outsider way healthchecks tests its views.
 """
 
@@ -18,8 +18,7 @@ from django.test import Client
 from django.urls import reverse
 
 from orgs.models import Org
-from tests.conftest import MakeWorkspace
-from tests.helpers import event_count, latest_event, status_of
+from tests.support.rows import MakeWorkspace, event_count, last_event, status_of
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, Workspace
 
@@ -296,7 +295,7 @@ def test_a_verb_posted_from_the_page_moves_the_workspace_and_writes_its_event(
     assert response.url == page_url(workspace)
     assert status_of(workspace) == end
     assert event_count(workspace) == before + 1
-    event = latest_event(workspace)
+    event = last_event(workspace)
     assert (event.event_type, event.actor, event.payload["cause"]) == (
         event_type,
         "user:olivia",
@@ -487,7 +486,7 @@ def test_the_create_form_creates_and_provisions_through_dispatch(
     assert response.url == page_url(workspace)
     assert (workspace.org, workspace.tier, workspace.role) == (org, 3, "Analyst")
     assert workspace.status == Status.PROVISIONING
-    event = latest_event(workspace)
+    event = last_event(workspace)
     assert (event.event_type, event.actor, event.payload["cause"]) == (
         EventType.WORKSPACE_PROVISIONING,
         "user:olivia",
