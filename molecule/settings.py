@@ -11,9 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 import secrets
+import sys
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -188,13 +191,44 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Logging ------------------------------------------------------------------------------------
+# Everything goes to stderr, in every profile: Django's own default sends an unhandled error
+# nowhere unless DEBUG is on (it mails ADMINS otherwise, and there are none). One handler, on the
+# root logger; the named loggers below only set levels and propagate to it, so a record is
+# written once (and a Celery worker, which puts its own handler on the root logger, writes it
+# once too). Under ``manage.py run`` gunicorn's access and error logs go to the same stderr.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+
+
+class StderrHandler(logging.StreamHandler):
+    """A StreamHandler on whatever ``sys.stderr`` is when a record is written (like logging's
+    own last-resort handler), not the stream that was there when logging was configured."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "console": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s"},
+    },
+    "handlers": {"stderr": {"()": StderrHandler, "formatter": "console"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
-        "molecule": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-        "workspaces": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+        # Replaces Django's default handlers (a console that only speaks under DEBUG, and
+        # mail_admins): its records reach the root handler instead.
+        "django": {"handlers": [], "level": "INFO"},
+        # Unhandled errors (500, with the traceback) and nothing below: the access log already
+        # shows every 404.
+        "django.request": {"level": "ERROR"},
+        **{name: {"level": LOG_LEVEL} for name in ("molecule", "workspaces", "orgs", "api")},
     },
 }
 
@@ -203,12 +237,15 @@ BROKER_DIR = VAR_DIR / "broker"
 # moleculefs:// is kombu's filesystem transport with atomic writes (molecule/broker.py).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="moleculefs://")
 if CELERY_BROKER_URL.startswith(("moleculefs://", "filesystem://")):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # The exchange table (<exchange>.exchange files); kombu's default is "control" in the
+        # current directory, which put control/*.exchange into the checkout.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -29,3 +29,22 @@ apt_ensure() {
 
 # What scripts/engine (rootful Podman serving the Docker API) and scripts/agent-image need.
 ENGINE_PACKAGES=(podman runc conmon netavark aardvark-dns iptables catatonit mmdebstrap)
+
+# `git status --porcelain` with every untracked file listed; empty outside a git work tree.
+checkout_state() {
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git status --porcelain --untracked-files=all | sort || true
+  fi
+}
+
+# Fail, listing them, when `git status` has entries that were not in $1 (an earlier
+# checkout_state).
+checkout_unchanged() {
+  local added
+  added=$(comm -13 <(printf '%s\n' "$1") <(checkout_state) | sed '/^$/d')
+  if [ -n "$added" ]; then
+    echo "The test run left files in the checkout (write them under tmp_path or var/ instead):" >&2
+    printf '%s\n' "$added" >&2
+    return 1
+  fi
+}

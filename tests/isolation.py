@@ -799,7 +799,8 @@ ADMIN_SITE: dict[str, tuple[Request, Expect, Expect | None]] = {
     "(?P<url>.*)$": (_get(), Expect(404), None),
 }
 
-# Django's own account pages: ``public`` ones answer everyone, the others need a login.
+# Django's own account pages (and the favicon): ``public`` ones answer everyone, the others need
+# a login.
 AUTH_PAGES: dict[str, list[tuple[Request, bool, Expect]]] = {
     "login": [(_get(), True, Expect(200))],
     "logout": [
@@ -813,6 +814,8 @@ AUTH_PAGES: dict[str, list[tuple[Request, bool, Expect]]] = {
     # A token that is not valid: the page says the link is invalid.
     "password_reset_confirm": [(_get(), True, Expect(200))],
     "password_reset_complete": [(_get(), True, Expect(200))],
+    # Not an account page, but public like one: /favicon.ico redirects to the static icon.
+    "favicon": [(_get(), True, Expect(302, location="/static/favicon.svg"))],
 }
 
 # The agents' endpoints: a workspace token of that very workspace, and nothing else.

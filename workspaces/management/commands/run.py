@@ -5,6 +5,9 @@ a web server (gunicorn) and one Celery worker with embedded beat on the broker f
 (kombu's filesystem transport unless ``CELERY_BROKER_URL`` says otherwise). Ctrl-C stops both.
 Workspace agents are left running on purpose: a console restart must not take the fleet down;
 the sweeps find them again when the console is back.
+
+Logs go to stderr: Django's (unhandled errors with their traceback, the project's loggers; see
+``LOGGING`` in settings), gunicorn's access and error logs, and the worker's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orgs.models import Org
+
+# This process's standard error, as a file descriptor: what the children's logs are written to.
+STDERR = 2
 
 
 class Command(BaseCommand):
@@ -84,8 +90,18 @@ class Command(BaseCommand):
                     "4",
                     "--graceful-timeout",
                     "5",
+                    # Both logs on this console's stderr, beside Django's (settings.LOGGING):
+                    # gunicorn writes an access log named "-" to its stdout, hence stdout=STDERR.
+                    "--access-logfile",
+                    "-",
+                    "--error-logfile",
+                    "-",
+                    # Its control socket is one path per user (~/.gunicorn/gunicorn.ctl): a second
+                    # console on the machine, or the test suite's, would take it over.
+                    "--no-control-socket",
                 ],
                 env=env,
+                stdout=STDERR,
             ),
         }
         self.stdout.write(
