@@ -1,8 +1,8 @@
 """Org isolation across every URL: pages, htmx partials, the JSON API, the admin, the agents'
 registry and Django's account pages, each called as every kind of caller.
 
-The cases are generated from the URL configuration (tests/isolation.py walks it): a route the
-suite does not know fails with a message naming it, so a new endpoint cannot escape. The world
+The cases are generated from the URL configuration (tests/support/isolation/ walks it): a route
+the suite does not know fails with a message naming it, so a new endpoint cannot escape. The world
 (two orgs, their members, tokens and keys) is built once for the module inside a transaction
 that is rolled back at the end; each case runs in its own savepoint, so whatever one request
 changes is gone before the next.
@@ -28,8 +28,8 @@ from api.http import endpoint, ok, route
 from orgs import api_tokens, bearer
 from orgs.access import check_visible, check_write, org_for
 from orgs.models import Org, OrgApiToken
-from tests import isolation
-from tests.isolation import Call, Case, Expect, Page, Request, Route, World
+from tests.support import isolation
+from tests.support.isolation import Call, Case, Expect, Page, Request, Route, World
 from workspaces import secret_views
 from workspaces.models import EventType, StructureEvent, Workspace
 
@@ -139,8 +139,8 @@ def test_a_new_endpoint_fails_until_the_suite_knows_it(plant: Any, world: World)
     routes = plant(PLANTED_PAGE)
     assert isolation.problems() == [
         "new endpoint orgs/<slug:slug>/export/ (org-export) is not covered by the isolation "
-        "suite: add it to PAGES (a console page), AUTH_PAGES or REGISTRY in tests/isolation.py "
-        "(the suite cannot tell who may call it)"
+        "suite: add it to PAGES (a console page), AUTH_PAGES or REGISTRY in "
+        "tests/support/isolation/pages.py (the suite cannot tell who may call it)"
     ]
     [case] = isolation.cases_for(routes[PAGE])
     with pytest.raises(AssertionError, match="new endpoint orgs/<slug:slug>/export/"):
@@ -151,7 +151,8 @@ def test_a_url_kwarg_the_suite_cannot_fill_fails(plant: Any) -> None:
     plant(path("orgs/<slug:slug>/reports/<int:report_id>/", _org_page_without_access_check))
     assert isolation.problems() == [
         "new endpoint orgs/<slug:slug>/reports/<int:report_id>/ is not covered by the isolation "
-        "suite: add it to FILL in tests/isolation.py (no value for the URL kwarg(s) report_id)"
+        "suite: add it to FILL in tests/support/isolation/fill.py (no value for the URL kwarg(s) "
+        "report_id)"
     ]
 
 
