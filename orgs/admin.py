@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -101,21 +100,19 @@ class OrgMembershipAdmin(OrgScopedAdmin):
     autocomplete_fields = ["user"]
 
 
-class TeamForm(forms.ModelForm):
-    class Meta:
-        model = Team
-        fields = ("org", "lead", "name")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        org, lead = data.get("org"), data.get("lead")
-        if org is not None and lead is not None and lead.org_id != org.pk:
-            self.add_error("lead", "The lead must be a workspace of the team's org.")
-        return data
-
-
 @admin.register(Team)
 class TeamAdmin(OrgScopedAdmin):
-    form = TeamForm
+    """Read-only: a Team row is written only by dispatch's team code (expand, collapse, move,
+    creating a member), so the admin shows teams and their leads but never edits them."""
+
     list_display = ("name", "org", "lead", "created_at")
     list_filter = (("org", admin.RelatedOnlyFieldListFilter),)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -118,6 +118,10 @@ class Backend:
     # Feature row id (workspaces/parity.py ROWS) -> what this backend declares for it. The parity
     # check runs each row's scenario and shows a declared "parity" that fails as drift.
     capabilities: ClassVar[dict[str, Declared]] = {}
+    # Whether agents reach the console's registry from outside the host's loopback (a
+    # container on a bridge network comes in through the network's gateway): a registry served
+    # for them must then listen on every address, not only on 127.0.0.1.
+    agents_call_in_from_outside_loopback: ClassVar[bool] = False
 
     def start(self, spec: InstanceSpec) -> Instance:
         """Start the agent for ``spec`` and return the new instance.

@@ -87,6 +87,7 @@ class DockerBackend(Backend):
     capabilities: ClassVar[dict[str, Declared]] = {
         **at_parity(*LIFECYCLE_ROWS, "tier_1", "tier_2", "tier_3", "tier_4"),
     }
+    agents_call_in_from_outside_loopback = True  # through molecule-net's gateway
 
     def __init__(self) -> None:
         self.base_url: str = settings.MOLECULE_DOCKER_HOST or "unix:///var/run/docker.sock"

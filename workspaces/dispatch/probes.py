@@ -57,6 +57,15 @@ def declared(backend: str) -> dict[str, Declared]:
     return backends.capabilities(backend)
 
 
+def registry_listen_host(names: list[str]) -> str:
+    """Where a registry served for agents of these backends must listen (loopback if it can)."""
+    for name in names:
+        backend = backends.get(name)
+        if backend is not None and backend.agents_call_in_from_outside_loopback:
+            return "0.0.0.0"
+    return "127.0.0.1"
+
+
 def snapshot(workspace: Workspace) -> Snapshot:
     return Snapshot(workspace.backend, workspace.instance_id, dict(workspace.backend_state))
 

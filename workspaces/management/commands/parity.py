@@ -102,7 +102,7 @@ class Command(BaseCommand):
         # The command is a process of its own: backend calls run inline (no worker needed),
         # and agents register with a server that lives as long as the check.
         celery_app.conf.task_always_eager = True
-        host = "0.0.0.0" if "docker" in run.backends else "127.0.0.1"
+        host = probes.registry_listen_host(run.backends)
         with registry_server.serving(host=host) as port:
             previous = settings.MOLECULE_REGISTRY_URL
             settings.MOLECULE_REGISTRY_URL = f"http://127.0.0.1:{port}"
