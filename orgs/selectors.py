@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from orgs.access import User, visible_orgs
 from orgs.models import Org, OrgMembership
 from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.verb_text import consequence
 
 # The states an import's progress page counts separately; the rest are "other".
 PROGRESS_STATES = (Status.PROVISIONING, Status.ONLINE, Status.FAILED)
@@ -82,6 +83,15 @@ class TreeNode:
     @property
     def can_collapse(self) -> bool:
         return bool(self.children)
+
+    @property
+    def descendants(self) -> int:
+        return sum(1 + child.descendants for child in self.children)
+
+    @property
+    def collapse_consequence(self) -> str:
+        """What the JavaScript dialog says: the same sentence as the no-JS confirmation."""
+        return consequence("collapse", name=self.workspace.name, live_descendants=self.descendants)
 
     @property
     def _live(self) -> bool:

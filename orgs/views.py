@@ -26,9 +26,10 @@ from workspaces import dispatch
 from workspaces import selectors as workspace_selectors
 from workspaces.lifecycle import Refused
 from workspaces.models import Status, StructureEvent
+from workspaces.verb_text import consequence
 
 EVENTS_PER_PAGE = 50
-TEAM_VERBS = {"expand": dispatch.expand_team, "collapse": dispatch.collapse_team}
+TEAM_VERBS = dispatch.TEAM_VERBS
 
 
 # --- orgs list ----------------------------------------------------------------------------------
@@ -104,7 +105,17 @@ def team_verb(request: HttpRequest, slug: str, workspace_id: str, verb: str) -> 
     if request.method == "GET":
         # A GET never changes anything: it asks for confirmation (how the page works without JS).
         live_children = workspace.children.exclude(status=Status.REMOVED)
-        context = {"org": org, "workspace": workspace, "verb": verb, "children": live_children}
+        context = {
+            "org": org,
+            "workspace": workspace,
+            "verb": verb,
+            "children": live_children,
+            "consequence": consequence(
+                verb,
+                name=workspace.name,
+                live_descendants=workspace_selectors.live_descendant_count(workspace),
+            ),
+        }
         return render(request, "orgs/team_verb.html", context)
     try:
         result = TEAM_VERBS[verb](workspace_id=workspace.pk, actor=actor(request.user))

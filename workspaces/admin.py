@@ -16,6 +16,7 @@ from orgs.access import actable_orgs, actor, can_act, visible_orgs
 from workspaces import dispatch, selectors
 from workspaces.lifecycle import Refused
 from workspaces.models import OrphanSuspect, Status, StructureEvent, Workspace
+from workspaces.tiers import TIER_CHOICES
 from workspaces.verb_text import consequence
 
 LIFECYCLE_FIELDS = (
@@ -167,6 +168,14 @@ def _move(
 
 
 class WorkspaceAdminForm(forms.ModelForm):
+    # Checked by ``clean`` with the rule every door shares, not by the model's own field limits,
+    # so the admin answers a bad value with the same sentence as the page, the API and the CLI.
+    name = forms.CharField(required=False)
+    role = forms.CharField(required=False)
+    tier = forms.IntegerField(widget=forms.Select(choices=TIER_CHOICES))
+    runtime = forms.CharField(required=False)
+    workspace_dir = forms.CharField(required=False)
+
     class Meta:
         model = Workspace
         fields = ("org", "name", "role", "tier", "runtime", "parent", "workspace_dir", "spec")

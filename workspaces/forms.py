@@ -29,3 +29,30 @@ class NewWorkspaceForm(forms.Form):
             for why in whys:
                 self.add_error(name, why)
         return data
+
+
+class EditWorkspaceForm(forms.Form):
+    """The workspace page's edit form; dispatch.edit_workspace applies it.
+
+    The fields check nothing themselves (no required, no max_length): ``clean`` asks the rule
+    every door shares, so this page answers a bad value with the same sentence as the API, the
+    admin and the command.
+    """
+
+    name = forms.CharField(required=False, widget=forms.TextInput(attrs={"maxlength": 200}))
+    role = forms.CharField(required=False, widget=forms.TextInput(attrs={"maxlength": 200}))
+    tier = forms.IntegerField(widget=forms.Select(choices=TIER_CHOICES))
+    runtime = forms.CharField(required=False, widget=forms.TextInput(attrs={"maxlength": 64}))
+    workspace_dir = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"maxlength": 500}),
+        help_text="Empty: the backend's default.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        given = {name: data[name] for name in self.fields if name in data}
+        for name, whys in dispatch.edit_problems(given).items():
+            for why in whys:
+                self.add_error(name if name in self.fields else None, why)
+        return data

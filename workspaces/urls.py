@@ -10,7 +10,8 @@ urlpatterns = [
     path("parity/", parity_views.parity_matrix, name="parity"),
     path("parity/run/", parity_views.parity_run, name="parity-run"),
     path("workspaces/<uuid:workspace_id>/", views.workspace_detail, name="workspace"),
-    # Before the verb pattern, which "secrets" would otherwise match.
+    # Before the verb pattern, which "edit" and "secrets" would otherwise match.
+    path("workspaces/<uuid:workspace_id>/edit/", views.workspace_edit, name="workspace-edit"),
     path(
         "workspaces/<uuid:workspace_id>/secrets/",
         secret_views.secret_set,

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from orgs.access import actable_orgs, actor, can_act, check_write
 from orgs.models import Org
 from workspaces import dispatch, lifecycle, selectors, vault
-from workspaces.forms import NewWorkspaceForm
+from workspaces.forms import EditWorkspaceForm, NewWorkspaceForm
 from workspaces.lifecycle import Refused, TransitionRefused
 from workspaces.models import Status, Workspace
 from workspaces.verb_text import consequence
@@ -92,6 +92,39 @@ def workspace_detail(request: HttpRequest, workspace_id: str) -> HttpResponse:
         return render(request, f"workspaces/workspace.html#{partial}", context)
     context["console"] = dispatch.console(workspace_id=workspace.pk)
     return render(request, "workspaces/workspace.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workspace_edit(request: HttpRequest, workspace_id: str) -> HttpResponse:
+    """Name, role, tier, runtime and directory, through dispatch.edit_workspace."""
+    workspace = selectors.workspace_for(request.user, workspace_id)
+    check_write(request.user, workspace.org_id)
+    fields = list(EditWorkspaceForm.base_fields)
+    if request.method == "GET":
+        initial = {name: getattr(workspace, name) for name in fields}
+        form = EditWorkspaceForm(initial=initial)
+        return render(request, "workspaces/edit.html", {"workspace": workspace, "form": form})
+    form = EditWorkspaceForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            changed = dispatch.edit_workspace(
+                workspace_id=workspace.pk, actor=actor(request.user), **form.cleaned_data
+            )
+        except Refused as refused:
+            form.add_error(None, str(refused))
+            status = 409
+        else:
+            if changed:
+                later = sorted(dispatch.AT_NEXT_START & set(changed))
+                note = f" ({', '.join(later)}: applies at the next start)" if later else ""
+                messages.success(request, f"Saved {', '.join(sorted(changed))}{note}.")
+            else:
+                messages.info(request, "Nothing changed.")
+            return redirect("workspace", workspace_id=workspace.pk)
+    context = {"workspace": workspace, "form": form}
+    return render(request, "workspaces/edit.html", context, status=status)
 
 
 @login_required

@@ -76,13 +76,9 @@ ADMIN_MODELS: dict[str, AdminModel] = {
             "role": OrgMembership.Role.OWNER,
         },
     ),
+    # Read-only: Team rows are written by dispatch's team verbs alone.
     "orgs.team": AdminModel(
-        "org",
-        lambda w: w.team_a.pk,
-        markers=("team",),
-        add_post=lambda w: {"org": w.org_a.pk, "lead": w.ws_a2.pk, "name": "Added"},
-        add_needs_acting=True,
-        change_post=lambda w: {"org": w.org_a.pk, "lead": w.ws_a.pk, "name": "Renamed"},
+        "org", lambda w: w.team_a.pk, add=False, delete=False, markers=("team",)
     ),
     "orgs.orgapitoken": AdminModel(
         "org",

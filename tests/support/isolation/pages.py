@@ -67,6 +67,22 @@ PAGES: dict[str, list[Page]] = {
             for part, present in [("state", ("workspace",)), ("events", ()), ("console", ())]
         ],
     ],
+    "workspace-edit": [
+        Page(get(), Expect(200, present=("workspace",)), write=True),
+        Page(
+            post(
+                lambda w: {
+                    "name": w.ws_a.name,
+                    "role": "Edited role",
+                    "tier": w.ws_a.tier,
+                    "runtime": w.ws_a.runtime,
+                    "workspace_dir": "",
+                }
+            ),
+            Expect(302, location="/workspaces/{ws_a}/", changes=True),
+            write=True,
+        ),
+    ],
     "workspace-secret-set": [
         POST_ONLY,
         Page(

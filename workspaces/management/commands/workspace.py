@@ -78,6 +78,16 @@ class Command(BaseCommand):
             one = sub.add_parser(verb, help=VERB_HELP.get(verb, f"{verb.capitalize()} it."))
             one.add_argument("workspace", help="Workspace id, id prefix or name.")
             one.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
+        edit = sub.add_parser(
+            "edit", help="Change a workspace's own fields (they apply at its next start)."
+        )
+        edit.add_argument("workspace", help="Workspace id, id prefix or name.")
+        edit.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
+        edit.add_argument("--name", dest="new_name")
+        edit.add_argument("--role")
+        edit.add_argument("--tier", type=int)
+        edit.add_argument("--runtime")
+        edit.add_argument("--workspace-dir", dest="workspace_dir")
         move = sub.add_parser("move", help="Give a workspace another parent (or none).")
         move.add_argument("workspace", help="Workspace id, id prefix or name.")
         move.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
@@ -94,6 +104,8 @@ class Command(BaseCommand):
             self.create(**options)
         elif action == "move":
             self.move(**options)
+        elif action == "edit":
+            self.edit(**options)
         else:
             self.verb(action, **options)
 
@@ -156,6 +168,29 @@ class Command(BaseCommand):
         except dispatch.InvalidRequest as invalid:
             raise CommandError(str(invalid)) from None
         self.stdout.write(f"{workspace.pk} {workspace.status}")
+
+    def edit(
+        self, *, workspace: str, org: str | None, new_name: str | None, **options: Any
+    ) -> None:
+        target = find_workspace(workspace, org=org)
+        changes = {"name": new_name} if new_name is not None else {}
+        changes |= {
+            field: options[field]
+            for field in ("role", "tier", "runtime", "workspace_dir")
+            if options.get(field) is not None
+        }
+        if not changes:
+            raise CommandError(
+                "Nothing to change: give --name, --role, --tier, --runtime or --workspace-dir."
+            )
+        try:
+            changed = dispatch.edit_workspace(workspace_id=target.pk, actor=cli_actor(), **changes)
+        except ValidationError as invalid:
+            raise CommandError(f"Not changed: {_sentence(invalid)}") from None
+        except Refused as refused:
+            raise CommandError(str(refused)) from None
+        listing = ", ".join(f"{field}: {old!r} → {new!r}" for field, (old, new) in changed.items())
+        self.stdout.write(self.style.SUCCESS(f"edit: {listing or 'nothing changed'}"))
 
     def move(
         self, *, workspace: str, org: str | None, parent: str | None, top: bool, **_: Any
