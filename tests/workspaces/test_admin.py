@@ -131,7 +131,7 @@ def test_a_non_destructive_action_acts_at_once_through_dispatch(
         "user:root",
         verb,
     )
-    assert messages_of(response) == [("info", f"{verb.capitalize()}: PM.")]
+    assert messages_of(response) == [("info", f"{verb.capitalize()} requested: PM.")]
 
 
 @pytest.mark.parametrize(("verb", "start", "end", "event_type"), CONFIRMED)
@@ -179,7 +179,7 @@ def test_a_destructive_action_acts_once_confirmed(
         "user:root",
         verb,
     )
-    assert messages_of(response) == [("info", f"{verb.capitalize()}: PM.")]
+    assert messages_of(response) == [("info", f"{verb.capitalize()} requested: PM.")]
 
 
 def test_a_confirmed_stop_stops_the_instance_on_its_backend(
@@ -203,7 +203,7 @@ def test_an_action_reports_per_workspace_a_refusal_by_name_and_moves_the_others(
     resting_events = event_count(resting)
     response = confirm_action(admin_client, "stop_action", [running, resting])
     refusal = str(TransitionRefused(workspace_name="Sleeper", cause="stop", current="paused"))
-    assert messages_of(response) == [("error", refusal), ("info", "Stop: Runner.")]
+    assert messages_of(response) == [("error", refusal), ("info", "Stop requested: Runner.")]
     assert "'Sleeper'" in refusal
     assert status_of(running) == Status.OFFLINE
     assert status_of(resting) == Status.PAUSED

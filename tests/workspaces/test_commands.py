@@ -216,7 +216,7 @@ def test_create_under_a_parent_found_by_name(org: Org, make_workspace: MakeWorks
 
 @pytest.mark.parametrize("tier", ["0", "5", "-1"])
 def test_create_refuses_an_unknown_tier(org: Org, tier: str) -> None:
-    with pytest.raises(CommandError, match=f"Unknown tier {tier}"):
+    with pytest.raises(CommandError, match=f"tier: unknown tier {tier}: use 1, 2, 3 or 4"):
         run("workspace", "create", "--org", "acme", "--name", "Scout", "--tier", tier)
     assert not Workspace.objects.exists()
 

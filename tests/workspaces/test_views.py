@@ -318,12 +318,15 @@ def test_stop_from_the_page_stops_the_instance_on_its_backend(
     assert workspace.instance_id == ""
 
 
-def test_a_verb_done_from_the_page_is_reported_on_the_workspace_page(
+def test_a_verb_from_the_page_is_reported_as_requested_with_the_state_it_left(
     org: Org, owner: User, make_workspace: MakeWorkspace
 ) -> None:
     workspace = make_workspace(org)
-    response = login(owner).post(verb_url(workspace, "stop"), follow=True)
-    assert "Stop: done for PM." in response.content.decode()
+    response = login(owner).post(verb_url(workspace, "restart"), follow=True)
+    content = response.content.decode()
+    # The backend call is queued, not done: the page says what was asked and where it stands.
+    assert "Restart requested for PM; it is now provisioning." in content
+    assert "Restart: done" not in content
 
 
 @pytest.mark.parametrize(("verb", "start", "end", "event_type"), VERB_CASES)
