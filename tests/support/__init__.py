@@ -15,6 +15,7 @@ hold fixtures only (tests/test_suite_layout.py checks both).
 - ``engine``: the test container engine; ``engine_fixtures`` provides it (a plugin).
 - ``harness``: each backend seen from outside, for the contract tests.
 - ``browser``: Chromium, logging in and the held registry, for the browser tests.
+- ``org_pages``: org files, a logged-in client and the org pages' URLs (the org page tests).
 - ``isolation``: the isolation suite's machinery (tests/test_isolation.py).
 
 The fixture plugins are loaded with ``pytest_plugins = ["tests.support.engine_fixtures"]`` (or
