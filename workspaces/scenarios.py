@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from orgs import services as org_services
 from orgs.models import Org
 from workspaces import dispatch
 from workspaces.dispatch import probes
@@ -42,20 +43,27 @@ class Context:
     def __init__(self, *, backend: str, org: Org, timeout: float) -> None:
         self.backend, self.org, self.timeout = backend, org, timeout
         self.created: list[Any] = []
+        # Every org the scenarios made (the context's own, the import's): each is archived at
+        # the end, so a check leaves no active scratch org behind.
+        self.orgs: list[Org] = [org]
 
     @classmethod
     @contextlib.contextmanager
     def open(cls, *, backend: str, label: str, timeout: float) -> Iterator[Context]:
-        org, _ = Org.objects.update_or_create(
+        # Through the org service like any org: validated, with its ORG_CREATED event.
+        org = org_services.create_org(
             slug=f"parity-{label}-{backend}"[:64],
-            defaults={"name": f"Parity check {label} ({backend})", "backend": backend},
+            name=f"Parity check {label} ({backend})",
+            backend=backend,
+            actor=ACTOR,
+            via="parity",
         )
         context = cls(backend=backend, org=org, timeout=timeout)
         try:
             yield context
         finally:
             context.cleanup()
-            Org.objects.filter(pk=org.pk).update(status=Org.OrgStatus.ARCHIVED)
+            context.archive()
 
     # --- helpers --------------------------------------------------------------------------
     def wait(self, what: str, probe: Callable[[], T], *, timeout: float | None = None) -> T:
@@ -105,6 +113,12 @@ class Context:
             with contextlib.suppress(dispatch.Refused, Workspace.DoesNotExist):
                 dispatch.delete(workspace_id=workspace_id, actor=ACTOR)
         self.created.clear()
+
+    def archive(self) -> None:
+        """Archive every scratch org; whatever still lives in one is deleted through dispatch."""
+        for org in self.orgs:
+            with contextlib.suppress(org_services.OrgNotFound):
+                org_services.archive_org(org_id=org.pk, actor=ACTOR, cascade=True)
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -173,7 +187,8 @@ def scenario_org_import(ctx: Context) -> None:
         "workspaces:\n  - name: Lead\n    children:\n      - {name: Member}\n"
     )
     result = importer.import_org(source, actor=ACTOR)
-    ids = [w.pk for w in Workspace.objects.filter(org__slug=f"{ctx.org.slug}-imp")]
+    ctx.orgs.append(result.org)
+    ids = [w.pk for w in Workspace.objects.filter(org=result.org)]
     ctx.created += ids
     _expect(len(ids) == 2, f"the import created {len(ids)} workspaces, not 2 ({result})")
     for workspace in Workspace.objects.filter(pk__in=ids):

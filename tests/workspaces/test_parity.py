@@ -9,12 +9,20 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from orgs.models import Org
 from workspaces import parity, scenarios
 from workspaces.backends import Verdict
 from workspaces.backends.base import parity as at_parity
 from workspaces.backends.local import LocalBackend
 from workspaces.dispatch import probes
-from workspaces.models import ParityResult, ParityRun
+from workspaces.models import (
+    EventType,
+    ParityResult,
+    ParityRun,
+    Status,
+    StructureEvent,
+    Workspace,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = {"pid_namespace": "pid:[1]", "net_namespace": "net:[1]", "capabilities": "00000000ffffffff"}
@@ -109,6 +117,21 @@ def test_a_run_records_every_cell_and_skips_backends_this_console_lacks(local_fl
     assert "not configured" in cells["docker", "provision"].detail
     run.refresh_from_db()
     assert run.finished and run.drift().count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_leaves_no_scratch_org_active_and_no_workspace_live(local_fleet, monkeypatch):
+    rows = [row for row in parity.ROWS if row.id in ("provision", "org_import")]
+    monkeypatch.setattr(parity, "ROWS", rows)
+    run = parity.start_run(backends=["local"], requested_by="test")
+    parity.execute(run, timeout=30)
+    assert {r.outcome for r in run.results.all()} == {ParityResult.PASSED}
+    scratch = Org.objects.filter(workspaces__isnull=False).distinct()
+    assert scratch.count() == 2  # the check's own org and the one its import made
+    assert set(scratch.values_list("status", flat=True)) == {Org.OrgStatus.ARCHIVED}
+    assert not Workspace.objects.exclude(status=Status.REMOVED).exists()
+    archived = StructureEvent.objects.filter(event_type=EventType.ORG_ARCHIVED)
+    assert archived.count() == 2  # archived through the org service, with its event
 
 
 @pytest.mark.django_db(transaction=True)
