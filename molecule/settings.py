@@ -269,7 +269,8 @@ def _positive(name: str, default: float) -> float:
 
 
 # Backends this console can reach, by name. A workspace whose recorded backend is not here is
-# "without backend": provision marks it failed and stop is a recorded no-op (DESIGN.md §6).
+# "without backend": provision marks it failed and stop is a recorded no-op
+# (docs/architecture.md §3).
 MOLECULE_BACKEND_CLASSES = {
     "local": "workspaces.backends.local.LocalBackend",
     "docker": "workspaces.backends.docker.DockerBackend",

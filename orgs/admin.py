@@ -1,5 +1,6 @@
 """Admin for orgs, memberships and teams, scoped like every page: see your orgs, act on the
-ones you own or administer (DESIGN.md §9). Creating or deleting an org is for superusers."""
+ones you own or administer (docs/architecture.md §9). Creating or deleting an org is for
+superusers; teams are read-only here (dispatch writes them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Org import: a YAML file (DESIGN.md §12) becomes an org and its whole team tree.
+"""Org import: a YAML file (docs/architecture.md §10) becomes an org and its whole team tree.
 
 Everything is validated before anything is written, and every problem names its line::
 

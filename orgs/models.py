@@ -87,7 +87,7 @@ class Team(models.Model):
 
 
 class OrgApiToken(models.Model):
-    """A bearer token that acts on one org through the JSON API (DESIGN.md §9).
+    """A bearer token that acts on one org through the JSON API (docs/architecture.md §9).
 
     Only the sha256 of the token is stored; the plaintext is shown once, when it is minted
     (orgs/api_tokens.py). ``prefix`` (its first 8 characters) is what people recognise it by.

@@ -1,4 +1,4 @@
-"""AST pins for the dispatcher rule (DESIGN.md §6, SEED.txt's incident).
+"""AST pins for the dispatcher rule (docs/architecture.md §5).
 
 ``workspaces/dispatch/`` is the only way to a backend and the only writer of a workspace's state.
 import-linter (``tests/test_import_contracts.py``) pins who imports the backends, the SDKs and

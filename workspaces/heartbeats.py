@@ -1,4 +1,4 @@
-"""What the agents report: registration and heartbeats (DESIGN.md §10).
+"""What the agents report: registration and heartbeats (docs/architecture.md §7).
 
 The registry views in ``registry.py`` parse HTTP and call these. Each call locks the workspace
 row, checks the agent's token against the hash minted at its start, and moves the state machine

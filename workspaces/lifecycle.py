@@ -1,4 +1,4 @@
-"""The workspace state machine (DESIGN.md §5) as data, and the one way to move along it.
+"""The workspace state machine (docs/architecture.md §4) as data, and the one way to move along it.
 
 Every state change goes through :func:`apply`, which writes the structure event first and then
 updates the workspace row (the projection) in the caller's transaction. The caller holds the row

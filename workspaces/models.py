@@ -60,7 +60,7 @@ class Workspace(models.Model):
     )
     url = models.CharField(max_length=500, blank=True)
     # Where the workspace actually runs. Set once at creation from the org; every verb after that
-    # routes here, whatever backends happen to be configured (DESIGN.md §6).
+    # routes here, whatever backends happen to be configured (docs/architecture.md §3).
     backend = models.CharField(max_length=20, choices=Backend)
     instance_id = models.CharField(max_length=200, blank=True)
     backend_state = models.JSONField(default=dict, blank=True)

@@ -1,9 +1,9 @@
 """The page, the admin and the command are three doors to one service, so they must agree.
 
-The seed's incident (SEED.txt) was three handlers that each did the lifecycle their own way. Here
-every adapter runs the same verb from the same state, and what it leaves behind (state, events,
-backend calls) is compared with what dispatch itself does when called directly. What may differ
-is only who is recorded as the actor.
+The incident behind the dispatcher rule (docs/architecture.md §5) was three handlers that each
+did the lifecycle their own way. Here every adapter runs the same verb from the same state, and
+what it leaves behind (state, events, backend calls) is compared with what dispatch itself does
+when called directly. What may differ is only who is recorded as the actor.
 """
 
 from __future__ import annotations

@@ -91,7 +91,9 @@ def test_a_second_sweep_before_reconcile_does_not_fail_the_restarted_workspace(
     _register(recording, online)
     online.refresh_from_db()
     assert online.status == Status.ONLINE
-    types = set(StructureEvent.objects.filter(workspace=online).values_list("event_type", flat=True))
+    types = set(
+        StructureEvent.objects.filter(workspace=online).values_list("event_type", flat=True)
+    )
     assert EventType.WORKSPACE_PROVISION_FAILED not in types
     # Nothing of the new agent's was taken for an orphan either.
     assert recording["local"].workspaces_running() == [str(online.pk)]

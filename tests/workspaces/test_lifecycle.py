@@ -15,8 +15,8 @@ PAIRS = list(itertools.product(STORED_CAUSES, [s.value for s in Status]))
 ALLOWED = [(c, s) for c, s in PAIRS if s in TRANSITIONS[c].sources]
 REFUSED = [(c, s) for c, s in PAIRS if s not in TRANSITIONS[c].sources]
 
-# The design's table (DESIGN.md §5), written out independently of TRANSITIONS so that a change
-# to the data that drifts from the design fails here.
+# The design's table (docs/architecture.md §4), written out independently of TRANSITIONS so
+# that a change to the data that drifts from the design fails here.
 EXPECTED = {
     ("provision", "failed"): "provisioning",
     ("provision", "offline"): "provisioning",

@@ -136,7 +136,7 @@ def test_expand_refuses_when_a_member_would_miss_a_required_variable(
     lead = dispatch.create_workspace(
         org=tree, name="Late", spec={"children": [{"name": "Helper"}]}, actor="test"
     )
-    with pytest.raises(Refused, match="requires OPENAI_API_KEY.*'Helper' would start without"):
+    with pytest.raises(Refused, match=r"requires OPENAI_API_KEY.*'Helper' would start without"):
         dispatch.expand_team(workspace_id=lead.pk, actor="test")
     assert not Workspace.objects.filter(parent=lead).exists()
     assert not StructureEvent.objects.filter(
@@ -155,9 +155,7 @@ def test_a_member_inherits_a_required_variable_from_its_lead(
         dispatch.expand_team(workspace_id=lead.pk, actor="test")
     helper = ws(tree, "Helper")
     assert started_env(recording, helper)["OPENAI_API_KEY"] == "lead-value"
-    event = StructureEvent.objects.filter(
-        workspace=helper, event_type=EventType.SECRET_SET
-    ).first()
+    event = StructureEvent.objects.filter(workspace=helper, event_type=EventType.SECRET_SET).first()
     assert event.payload["origin"].startswith("inherited from Late")
 
 

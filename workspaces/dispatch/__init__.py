@@ -2,8 +2,9 @@
 
 Views, admin actions, management commands, the JSON API, Celery tasks, org import and team
 expand/collapse call the verbs here; nothing else imports ``workspaces.backends`` (pinned by
-import-linter and tests/test_architecture.py). That rule exists because of the incident in
-SEED.txt: handlers that called one backend directly silently skipped work on the other.
+import-linter and tests/test_architecture.py). That rule exists because of an incident
+(docs/architecture.md §5): handlers that called one backend directly silently skipped work on the
+other for months.
 
 How every verb works:
 

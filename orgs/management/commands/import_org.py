@@ -16,10 +16,10 @@ from orgs.models import Org
 
 class Command(BaseCommand):
     help = (
-        "Import an org and its team tree from a YAML file (DESIGN.md §12) and provision every "
-        "workspace through dispatch. The whole file is validated first; a bad file creates "
-        "nothing. Values for the file's required_env come from --env NAME=VALUE or, failing "
-        "that, from this command's own environment."
+        "Import an org and its team tree from a YAML file (docs/architecture.md §10) and "
+        "provision every workspace through dispatch. The whole file is validated first; a bad "
+        "file creates nothing. Values for the file's required_env come from --env NAME=VALUE "
+        "or, failing that, from this command's own environment."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
