@@ -1,12 +1,12 @@
 """AST pins for the dispatcher rule (docs/architecture.md §5).
 
 ``workspaces/dispatch/`` is the only way to a backend and the only writer of a workspace's state.
-import-linter (``tests/test_import_contracts.py``) pins who imports the backends, the SDKs and
-the parity probes. The pins here (``tests/architecture/pins.py``) see the rest, in every module
-on disk, new ones included: SDK and backend imports however written (relative, by dotted string,
-as an attribute), a branch on a backend's name, a state transition or a ``status`` written
-outside dispatch and the agent registry, a structure event not written by ``events.record``, a
-Team row written outside dispatch's team code.
+import-linter (``tests/test_import_contracts.py``) pins who imports the backends, the SDKs and the
+parity probes. The pins here (``tests/support/architecture/pins.py``) see the rest, in every module
+on disk, new ones included: SDK and backend imports however written (relative, by dotted string, as
+an attribute), a branch on a backend's name, a state transition or a ``status`` written outside
+dispatch and the agent registry, a structure event not written by ``events.record``, a Team row
+written outside dispatch's team code.
 
 Each pin is shown to fail on planted violations, and to stay quiet on the look-alikes the code
 base really has.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.architecture.pins import PINS, Violation, violations
-from tests.architecture.tree import (
+from tests.support.architecture.pins import PINS, Violation, violations
+from tests.support.architecture.tree import (
     BRAND_NEW_MODULES,
     ROOT,
     root_packages,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.architecture.tree import BRAND_NEW_MODULES, ROOT, root_packages, scope_problems
+from tests.support.architecture.tree import BRAND_NEW_MODULES, ROOT, root_packages, scope_problems
 
 BACKENDS = "Only workspaces.dispatch talks to backends"
 SDKS = "Container and HTTP SDKs stay inside the backends"

@@ -20,13 +20,9 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-# Packages of helpers that live beside tests/support/, each with the reason. Keep this short: a
-# helper shared by test modules belongs in tests/support/.
-ELSEWHERE = {
-    # The architecture tests' own machinery (the AST pins and the walk of the source tree), used
-    # by tests/test_architecture.py and tests/test_import_contracts.py only.
-    "tests.architecture": "the architecture tests' pins and tree",
-}
+# Packages of helpers that live beside tests/support/, each with the reason. Keep it empty if
+# you can: a helper shared by test modules belongs in tests/support/.
+ELSEWHERE: dict[str, str] = {}
 
 
 def module_name(path: str) -> str:

@@ -19,7 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 
+from tests.support import page_walk
 from tests.support.agents import CLOSED_REGISTRY, make_spec
 from tests.support.procs import agent_pids, environ, group_members, is_alive
 from tests.support.rows import status_of
@@ -99,6 +102,27 @@ def test_a_killed_agent_is_found_by_the_health_sweep_and_restarted(local_fleet, 
         (E.WORKSPACE_PROVISIONING, "auto_restart"),
         (E.WORKSPACE_ONLINE, "register"),
     ]
+
+
+def test_after_a_kill_by_hand_every_page_renders_and_says_why_it_restarted(
+    local_fleet, org, superuser
+):
+    workspace = online(org)
+    os.killpg(process(workspace)[0], signal.SIGKILL)
+    assert wait_for(dispatch.health_sweep, timeout=20) == [str(workspace.pk)]
+    wait_for(lambda: status_of(workspace) == Status.ONLINE, timeout=30)
+    client = Client(raise_request_exception=False)
+    client.force_login(superuser)
+    fills = {"slug": [org.slug], "workspace_id": [workspace.pk], "key": ["NONE"]}
+    fills |= {"token_id": [], "key_id": [], "event_id": []}
+    urls = [*page_walk.page_urls(fills), *page_walk.admin_urls()]
+    assert len(urls) > 20
+    assert page_walk.server_errors(client, urls) == []
+    page = client.get(reverse("workspace", args=[workspace.pk])).content.decode()
+    row = fresh(workspace)
+    assert "1 automatic" in page
+    assert "last exit" in page and row.last_exit_reason in page  # why
+    assert row.last_exit_at.isoformat() in page  # when
 
 
 def test_a_silent_agent_is_found_by_the_liveness_sweep_and_restarted(local_fleet, org, settings):

@@ -13,9 +13,9 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.architecture.pins import BACKEND_NAMES, Violation, violations
+from tests.support.architecture.pins import BACKEND_NAMES, Violation, violations
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # Top-level packages deliberately outside both import-linter's root_packages and the walk. Every
 # other top-level package must be a root package (test_every_top_level_package_is_in_scope), so a
