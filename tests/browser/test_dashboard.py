@@ -17,6 +17,7 @@ from orgs.models import Org
 from tests.support.browser import RegistryGate, mark_page, still_marked
 from tests.support.procs import agent_pids
 from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.verb_text import consequence
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -78,7 +79,8 @@ def test_operator_provisions_a_workspace_and_watches_it_come_online_then_stops_i
 
     expect(state_badge).to_have_attribute("data-status", "offline", timeout=AGENT_TIMEOUT_MS)
     expect(state_badge).to_have_text("offline")
-    assert prompts == [f"Stop {name}? This interrupts the running agent."]
+    # The same sentence the page without JavaScript shows.
+    assert prompts == [f"Stop {name}? {consequence('stop', name=name)}"]
     assert still_marked(page), "the stop navigated away instead of posting through htmx"
 
     workspace.refresh_from_db()

@@ -130,9 +130,16 @@ def test_t2_has_memory_and_cpu_limits_in_its_cgroup_and_a_workspace_volume(
     assert list(container.attrs["NetworkSettings"]["Networks"]) == ["molecule-net"]
 
 
-def test_an_unknown_tier_gets_t2(docker_org, docker_fleet):
-    workspace = online(docker_org, tier=0)
-    container = container_of(docker_fleet, workspace)
+def test_a_row_with_an_unknown_tier_gets_t2(docker_org, docker_fleet):
+    # Every door refuses tier 0 now; a row from before that rule can still hold it.
+    workspace = online(docker_org, tier=1)
+    Workspace.objects.filter(pk=workspace.pk).update(tier=0)
+    dispatch.restart(workspace_id=workspace.pk, actor="test")
+    wait_for(
+        lambda: Workspace.objects.get(pk=workspace.pk).status == Status.ONLINE,
+        timeout=ONLINE_TIMEOUT,
+    )
+    container = container_of(docker_fleet, Workspace.objects.get(pk=workspace.pk))
 
     assert cgroup_limits(container) == (512 * MiB, 1.0)
     assert len(mounts_at(container, "/workspace")) == 1
