@@ -322,6 +322,10 @@ MOLECULE_CRASH_LOOP_LIMIT = env.int("MOLECULE_CRASH_LOOP_LIMIT", default=5)
 MOLECULE_CRASH_LOOP_WINDOW = _positive("MOLECULE_CRASH_LOOP_WINDOW", 600)
 MOLECULE_ORPHAN_GRACE = env.float("MOLECULE_ORPHAN_GRACE", default=120)
 MOLECULE_ORPHAN_SWEEP_INTERVAL = _positive("MOLECULE_ORPHAN_SWEEP_INTERVAL", 60)
+# A verb whose backend call has not run after this long was lost (a worker died mid-task, the
+# broker dropped it): the reconcile sweep queues it again.
+MOLECULE_RECONCILE_GRACE = _positive("MOLECULE_RECONCILE_GRACE", 30)
+MOLECULE_RECONCILE_SWEEP_INTERVAL = _positive("MOLECULE_RECONCILE_SWEEP_INTERVAL", 15)
 
 # The controlplane backend (workspaces/backends/controlplane.py, docs/controlplane-api.md).
 MOLECULE_CONTROLPLANE_URL = env.str("MOLECULE_CONTROLPLANE_URL", default="http://127.0.0.1:9100")
@@ -363,5 +367,9 @@ CELERY_BEAT_SCHEDULE = {
     "orphan-sweep": {
         "task": "workspaces.tasks.orphan_sweep",
         "schedule": MOLECULE_ORPHAN_SWEEP_INTERVAL,
+    },
+    "reconcile-sweep": {
+        "task": "workspaces.tasks.reconcile_sweep",
+        "schedule": MOLECULE_RECONCILE_SWEEP_INTERVAL,
     },
 }

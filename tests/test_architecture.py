@@ -68,7 +68,7 @@ PLANTED = [
         "from .probes import enable_in_this_process\n",
     ),
     ("sdk-import", "workspaces/heartbeats.py", "import docker\n"),
-    ("sdk-import", "workspaces/dispatch/reconcile.py", "import httpx\n"),
+    ("sdk-import", "workspaces/dispatch/reconciler.py", "import httpx\n"),
     ("sdk-import", "orgs/importer.py", "from requests.adapters import HTTPAdapter\n"),
     ("sdk-import", "api/http.py", "import urllib3.util\n"),
     (

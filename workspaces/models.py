@@ -71,6 +71,15 @@ class Workspace(models.Model):
     # a row that moved on (a restart, an auto-restart) still records the previous generation's
     # instance; sweeps judge an instance only against the generation that started it.
     instance_generation = models.PositiveIntegerField(default=0)
+    # The generation the backend was last made to match (a start, a stop, a failure recorded).
+    # Behind ``generation`` for longer than a grace period means the backend call was lost (a
+    # worker died, the broker dropped the task): the reconcile sweep queues it again.
+    reconciled_generation = models.PositiveIntegerField(default=0)
+    # Who is calling the backend for this workspace right now, until when. Backend calls run
+    # outside any database transaction; this lease is what keeps two of them for one workspace
+    # from running at once. An expired lease (its worker died) is free to take.
+    lease_owner = models.CharField(max_length=36, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     token_hash = models.CharField(max_length=64, blank=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)

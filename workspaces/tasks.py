@@ -44,6 +44,11 @@ def health_sweep() -> int:
 
 
 @shared_task
+def reconcile_sweep() -> int:
+    return len(dispatch.reconcile_sweep())
+
+
+@shared_task
 def orphan_sweep() -> int:
     return len(dispatch.orphan_sweep())
 

@@ -232,6 +232,9 @@ def test_the_task_retries_a_transient_error_and_gives_up_on_the_last_attempt(org
     first = tasks.reconcile_workspace.apply(args=args, retries=0, throw=False)
     assert first.result == "started"
     assert recording["local"].workspaces_running() == [str(workspace.pk)]
+    # A task that already ran does nothing when delivered again.
+    assert tasks.reconcile_workspace.apply(args=args, throw=False).result == "done"
+    dispatch.restart(workspace_id=workspace.pk, actor="test")  # its task is not run here
     workspace.refresh_from_db()
     args = [str(workspace.pk), workspace.generation]
     recording["local"].fail_next = BackendError("engine busy")

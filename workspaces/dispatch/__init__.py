@@ -15,13 +15,15 @@ How every verb works:
 
 Modules: ``verbs`` (what operators call), ``teams`` (expand, collapse, move) and
 ``team_rows`` (the Team rows they keep), ``edits`` (changes to a workspace's own fields),
-``reconcile`` (the backend side of every verb), ``sweeps`` (what beat runs), ``probes`` (the
+``reconciler`` (the backend side of every verb), ``sweeps`` (what beat runs), ``probes`` (the
 parity check's read-only looks at the backends), ``core`` (locks and transitions they share).
 
-The task calls :func:`reconcile`, which makes the backend match the row: with the row locked it
-stops whatever instance is recorded and, if the row wants one, starts a new one. A task whose
-generation is no longer the row's does nothing, so racing verbs on one workspace never leave two
-instances; different workspaces never wait on each other.
+The task calls :func:`reconcile`, which makes the backend match the row in three steps: claim
+the workspace's lease in a short transaction, call the backend with no transaction open, record
+the outcome in another short transaction. A task whose generation is no longer the row's does
+nothing, and the lease keeps two backend calls for one workspace from running at once, so racing
+verbs on one workspace never leave two instances; different workspaces never wait on each other.
+A call that was lost (a dead worker, a dropped message) is queued again by the reconcile sweep.
 
 Routing: a new workspace takes its org's backend; every later verb uses the backend recorded on
 the row, never a guess from what happens to be configured. With no such backend configured,
@@ -32,12 +34,13 @@ from __future__ import annotations
 
 from workspaces.dispatch.core import InvalidRequest, RetryLater, VerbResult
 from workspaces.dispatch.edits import AT_NEXT_START, EDITABLE, edit_problems, edit_workspace
-from workspaces.dispatch.reconcile import reconcile
+from workspaces.dispatch.reconciler import reconcile
 from workspaces.dispatch.sweeps import (
     health_sweep,
     liveness_sweep,
     orphan_sweep,
     provision_timeout_sweep,
+    reconcile_sweep,
 )
 from workspaces.dispatch.teams import collapse_team, expand_team, move_workspace
 from workspaces.dispatch.verbs import (
@@ -80,6 +83,7 @@ __all__ = [
     "provision",
     "provision_timeout_sweep",
     "reconcile",
+    "reconcile_sweep",
     "restart",
     "resume",
     "stop",

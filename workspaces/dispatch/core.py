@@ -56,13 +56,18 @@ def recorded_instance(workspace: Workspace) -> Instance | None:
     return Instance(workspace.instance_id, workspace.url, dict(workspace.backend_state))
 
 
-def enqueue(workspace: Workspace) -> None:
+def enqueue_generation(workspace_id: Any, generation: int) -> None:
+    """Queue the backend call for this generation once the caller's transaction commits."""
     # Imported here because tasks imports this module: the task module is the Celery API and
     # this module is the service it calls.
     from workspaces import tasks
 
-    workspace_id, generation = str(workspace.id), workspace.generation
+    workspace_id = str(workspace_id)
     transaction.on_commit(lambda: tasks.reconcile_workspace.delay(workspace_id, generation))
+
+
+def enqueue(workspace: Workspace) -> None:
+    enqueue_generation(workspace.pk, workspace.generation)
 
 
 def transition(
@@ -82,8 +87,12 @@ def transition(
     # make a restarted workspace look online with nothing behind it. Reconcile mints the next.
     workspace.token_hash = ""
     fields = ["generation", "crash_looping", "token_hash", *AGENT_REPORT]
-    event = lifecycle.apply(workspace, cause, actor=actor, payload=payload, update_fields=fields)
     backend = backends.get(workspace.backend)
+    if backend is None:
+        # Nothing will call a backend for this generation: it is settled as it is.
+        workspace.reconciled_generation = workspace.generation
+        fields.append("reconciled_generation")
+    event = lifecycle.apply(workspace, cause, actor=actor, payload=payload, update_fields=fields)
     if backend is None and step.target == Status.PROVISIONING:
         # Never leave a workspace in provisioning when nothing will ever start it.
         return lifecycle.apply(

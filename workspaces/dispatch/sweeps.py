@@ -7,12 +7,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from workspaces import backends
 from workspaces.backends import BackendError, Instance
-from workspaces.dispatch.core import console_tail, locked, recorded_instance, transition
+from workspaces.dispatch.core import (
+    console_tail,
+    enqueue_generation,
+    locked,
+    recorded_instance,
+    transition,
+)
 from workspaces.events import record as record_event
 from workspaces.models import (
     EventType,
@@ -196,6 +202,35 @@ def health_sweep() -> list[str]:
                 continue
             acted.append(str(workspace.pk))
     return acted
+
+
+def reconcile_sweep(*, grace: float | None = None) -> list[str]:
+    """Queue again the backend call of every row whose latest verb was never reconciled.
+
+    A verb writes its row and queues the call on commit; the call can still be lost (the worker
+    died mid-task, the broker dropped or never got the message, the queue file was bad). A row
+    whose ``reconciled_generation`` stayed behind ``generation`` for ``grace`` seconds
+    (``MOLECULE_RECONCILE_GRACE``), with no live lease, is queued again; a task that did run in
+    the meantime makes the second one a no-op.
+    """
+    grace = settings.MOLECULE_RECONCILE_GRACE if grace is None else grace
+    now = timezone.now()
+    rows = (
+        Workspace.objects.filter(
+            reconciled_generation__lt=F("generation"),
+            backend__in=backends.enabled(),
+            updated_at__lt=now - timedelta(seconds=grace),
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .values_list("pk", "generation")
+    )
+    queued = []
+    for workspace_id, generation in rows:
+        enqueue_generation(workspace_id, generation)
+        queued.append(str(workspace_id))
+    if queued:
+        log.warning("reconcile sweep: queued %d lost backend call(s) again", len(queued))
+    return queued
 
 
 def orphan_sweep(*, grace: float | None = None) -> list[str]:

@@ -100,11 +100,13 @@ def create_workspace(
             workspace, "create", actor=actor, payload={"backend": workspace.backend, "tier": tier}
         )
         if backends.get(workspace.backend) is None:
+            workspace.reconciled_generation = workspace.generation
             lifecycle.apply(
                 workspace,
                 "provision_failed",
                 actor=actor,
                 payload={"error": no_backend_reason(workspace.backend)},
+                update_fields=("reconciled_generation",),
             )
         else:
             enqueue(workspace)
