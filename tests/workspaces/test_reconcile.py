@@ -237,3 +237,30 @@ def test_a_start_that_fails_after_the_row_moved_on_leaves_nothing_behind(
     monkeypatch.setattr(backend, "start", start_then_pause)
     assert dispatch.reconcile(workspace_id=workspace.pk, generation=1) == "stale"
     assert backend.running == {}
+
+
+def test_a_verb_is_recorded_and_answered_while_the_broker_is_down(
+    org: Org,
+    recording: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from workspaces import tasks
+
+    def broker_down(*args: Any) -> None:
+        # Stands in for the broker: what kombu raises when it cannot connect.
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(tasks.reconcile_workspace, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace = dispatch.create_workspace(org=org, name="PM", actor="test")
+    assert Workspace.objects.get(pk=workspace.pk).status == Status.PROVISIONING
+    assert "reconcile sweep will queue it again" in caplog.text
+    monkeypatch.undo()  # the broker is back
+    Workspace.objects.filter(pk=workspace.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=61)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.reconcile_sweep(grace=60) == [str(workspace.pk)]
+    assert Workspace.objects.get(pk=workspace.pk).instance_id in recording["local"].running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from workspaces import backends, lifecycle
 from workspaces.backends import Backend, BackendError, Instance
 from workspaces.lifecycle import Refused
 from workspaces.models import Status, StructureEvent, Workspace
+
+log = logging.getLogger(__name__)
 
 CONSOLE_TAIL_IN_EVENTS = 20
 # How long an operator's verb waits for a workspace row that a backend call holds.
@@ -63,7 +66,22 @@ def enqueue_generation(workspace_id: Any, generation: int) -> None:
     from workspaces import tasks
 
     workspace_id = str(workspace_id)
-    transaction.on_commit(lambda: tasks.reconcile_workspace.delay(workspace_id, generation))
+
+    def send() -> None:
+        try:
+            tasks.reconcile_workspace.delay(workspace_id, generation)
+        except Exception:
+            # The verb is recorded either way; with the broker unreachable the reconcile sweep
+            # queues it once the broker is back. The operator's request must not fail for it.
+            log.warning(
+                "could not queue the backend call of workspace %s (generation %s); the "
+                "reconcile sweep will queue it again",
+                workspace_id,
+                generation,
+                exc_info=True,
+            )
+
+    transaction.on_commit(send)
 
 
 def enqueue(workspace: Workspace) -> None:
