@@ -83,12 +83,23 @@ def _in_thread(target: Any) -> threading.Thread:
 
 
 @threaded
-def test_no_backend_call_runs_inside_a_database_transaction(org: Org, hooks: Hooks) -> None:
+def test_no_backend_call_runs_inside_a_database_transaction(
+    org: Org, hooks: Hooks, recording: dict[str, Any], settings: Any
+) -> None:
     workspace = dispatch.create_workspace(org=org, name="PM", actor="test")  # start
     dispatch.restart(workspace_id=workspace.pk, actor="test")  # stop, start
+    dispatch.console(workspace_id=workspace.pk)  # what the workspace page shows
+    # The sweeps: an instance that died (health reads its console), a start that never
+    # registered (the timeout reads it too), an instance nobody owns (the orphan sweep stops it).
+    recording["local"].running.clear()
+    dispatch.health_sweep()
+    settings.MOLECULE_PROVISION_TIMEOUT = 0
+    dispatch.provision_timeout_sweep()
+    recording["local"].running["rec-stray"] = recording["local"].specs[0]
+    dispatch.orphan_sweep(grace=0)
     dispatch.delete(workspace_id=workspace.pk, actor="test")  # stop, remove storage
     calls = {name for name, _ in hooks.in_transaction}
-    assert {"start", "stop", "remove_storage"} <= calls
+    assert {"start", "stop", "remove_storage", "console"} <= calls
     assert [c for c in hooks.in_transaction if c[1]] == []
 
 

@@ -123,17 +123,21 @@ def provision_timeout_sweep() -> list[str]:
     """Provisioning workspaces that never registered within the timeout → failed."""
     timeout = settings.MOLECULE_PROVISION_TIMEOUT
     cutoff = timezone.now() - timedelta(seconds=timeout)
-    candidates = Workspace.objects.filter(
-        status=Status.PROVISIONING, status_changed_at__lt=cutoff
-    ).values_list("pk", flat=True)
+    candidates = Workspace.objects.filter(status=Status.PROVISIONING, status_changed_at__lt=cutoff)
     failed = []
-    for workspace_id in candidates:
+    for workspace_id, backend_name, instance_id, url, state in candidates.values_list(
+        "pk", "backend", "instance_id", "url", "backend_state"
+    ):
+        # The console's last lines, read before any lock: no backend call inside a transaction.
+        backend = backends.get(backend_name)
+        instance = Instance(instance_id, url, state) if instance_id else None
+        tail = console_tail(backend, instance) if backend else ""
         with transaction.atomic():
             workspace = locked(workspace_id)
             if workspace.status != Status.PROVISIONING or workspace.status_changed_at >= cutoff:
                 continue
-            backend = backends.get(workspace.backend)
-            tail = console_tail(backend, recorded_instance(workspace)) if backend else ""
+            if workspace.instance_id != instance_id:
+                tail = ""  # a new instance since: the lines read belong to another one
             transition(
                 workspace,
                 "provision_failed",
@@ -171,6 +175,9 @@ def health_sweep() -> list[str]:
         except BackendError as error:
             log.warning("health probe of %s failed: %s", workspace.pk, error.message)
             continue
+        # Why it died (an out-of-memory kill, a crash) is in its last lines; read them before
+        # taking the row's lock: no backend call runs inside a transaction.
+        tail = console_tail(backend, instance)
         with transaction.atomic():
             current = locked(workspace.pk)
             if (current.generation, current.instance_generation, current.instance_id) != (
@@ -186,7 +193,7 @@ def health_sweep() -> list[str]:
                     actor="system:health",
                     payload={
                         "error": "the instance exited before the agent registered",
-                        "console": console_tail(backend, instance),
+                        "console": tail,
                     },
                 )
             elif current.status in (Status.ONLINE, Status.DEGRADED):
@@ -195,8 +202,7 @@ def health_sweep() -> list[str]:
                     "instance_lost",
                     actor="system:health",
                     reason=f"the {current.backend} backend reports the instance is not running",
-                    # Why it died (an out-of-memory kill, a crash) is in its last lines.
-                    console=console_tail(backend, instance),
+                    console=tail,
                 )
             else:
                 continue
