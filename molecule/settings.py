@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import os
@@ -28,6 +29,18 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 VAR_DIR = Path(env.str("MOLECULE_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the database, keys and passwords. 0711, not 0700: local agents, which run as users
+# of their own when the console is root, pass through it to their directories under
+# var/workspaces; they can list nothing here, and every file of the console's is 0600 (the
+# SQLite file is created so before SQLite does: its -wal and -shm files copy its mode).
+if VAR_DIR.stat().st_uid == os.geteuid():
+    VAR_DIR.chmod(0o711)
+if not env.str("DATABASE_URL", default=""):
+    os.close(os.open(VAR_DIR / "molecule.sqlite3", os.O_WRONLY | os.O_CREAT, 0o600))
+for _private in ("secret_key", "secrets_encryption_key", "admin-password", "molecule.sqlite3"):
+    with contextlib.suppress(OSError):
+        if (VAR_DIR / _private).stat().st_mode & 0o077:
+            (VAR_DIR / _private).chmod(0o600)
 
 
 def _generated_once(name: str, make: str) -> str:
@@ -239,6 +252,7 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="moleculefs://")
 if CELERY_BROKER_URL.startswith(("moleculefs://", "filesystem://")):
     for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    BROKER_DIR.chmod(0o700)  # the messages are the console's alone (see VAR_DIR)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -293,6 +307,18 @@ MOLECULE_REGISTRY_URL = env.str("MOLECULE_REGISTRY_URL", default="http://127.0.0
 MOLECULE_LOCAL_ROOT = Path(
     env.str("MOLECULE_LOCAL_ROOT", default=str(VAR_DIR / "workspaces"))
 ).resolve()
+# When the console runs as root, each local agent runs as a uid (and gid) of its own in
+# [BASE, BASE + COUNT), derived from the workspace id; no /etc/passwd entry is needed. The
+# default range sits above ordinary users and the usual /etc/subuid ranges (100000-165535).
+MOLECULE_LOCAL_UID_BASE = env.int("MOLECULE_LOCAL_UID_BASE", default=200000)
+MOLECULE_LOCAL_UID_COUNT = env.int("MOLECULE_LOCAL_UID_COUNT", default=100000)
+if MOLECULE_LOCAL_UID_BASE < 1000 or MOLECULE_LOCAL_UID_COUNT < 1:
+    raise ImproperlyConfigured(
+        "MOLECULE_LOCAL_UID_BASE must be at least 1000 (no agent may share a system user's "
+        "uid) and MOLECULE_LOCAL_UID_COUNT at least 1."
+    )
+if MOLECULE_LOCAL_UID_BASE + MOLECULE_LOCAL_UID_COUNT > 2**31:
+    raise ImproperlyConfigured("MOLECULE_LOCAL_UID_BASE + MOLECULE_LOCAL_UID_COUNT exceeds 2^31.")
 
 # The docker backend (workspaces/backends/docker.py; README "Docker backend").
 # DOCKER_HOST as the docker CLI reads it; scripts/engine prints one for the engine it starts.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,11 +70,29 @@ def _celery_eager() -> None:
     celery_app.conf.task_eager_propagates = True
 
 
+@pytest.fixture(scope="session")
+def _agents_base() -> Iterator[Path]:
+    # Not under tmp_path: pytest keeps /tmp/pytest-of-<user> at 0700, and local agents, which run
+    # as users of their own when the suite runs as root, must pass through their root's parents.
+    base = Path(tempfile.mkdtemp(prefix="molecule-agents-"))
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def local_root(_agents_base: Path, tmp_path: Path) -> Path:
+    """A fresh directory for a local backend's root that the agents' own users can reach."""
+    root = Path(tempfile.mkdtemp(dir=_agents_base, prefix=f"{tmp_path.name[:40]}-"))
+    root.chmod(0o711)
+    return root
+
+
 @pytest.fixture(autouse=True)
-def _fresh_backends(settings: Any, tmp_path: Path) -> Iterator[None]:
+def _fresh_backends(settings: Any, local_root: Path) -> Iterator[None]:
     # The default hasher is slow on purpose; every user fixture hashes a password.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.MOLECULE_LOCAL_ROOT = tmp_path / "local-workspaces"
+    settings.MOLECULE_LOCAL_ROOT = local_root / "local-workspaces"
     backends.reset()
     yield
     backends.reset()
@@ -119,9 +139,9 @@ def make_workspace(django_capture_on_commit_callbacks: Any) -> MakeWorkspace:
 
 
 @pytest.fixture
-def local_fleet(settings: Any, live_server: Any, tmp_path: Path) -> Iterator[Path]:
+def local_fleet(settings: Any, live_server: Any, local_root: Path) -> Iterator[Path]:
     """The real local backend, agents calling back to a live server, fast heartbeats."""
-    root = tmp_path / "local-workspaces"
+    root = local_root / "local-workspaces"
     settings.MOLECULE_BACKENDS = ["local"]
     settings.MOLECULE_LOCAL_ROOT = root
     settings.MOLECULE_REGISTRY_URL = live_server.url

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,27 +32,31 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from workspaces import envnames
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, TeamSecret, Workspace, WorkspaceSecret
 
 VERSION = "v1"
 NONCE_BYTES = 12
-KEY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_KEY_LENGTH = 128
+MAX_KEY_LENGTH = envnames.MAX_LENGTH
 # An environment variable, not a file store: 32 KiB is far above any API key or password and
 # far below what would slow an agent's start.
 MAX_VALUE_BYTES = 32 * 1024
-# The platform's own variables (MOLECULE_*) and the ones the backends set for the process
-# itself: a secret must not be able to replace the agent's token, registry URL or PATH.
-RESERVED_PREFIX = "MOLECULE_"
+# Names are an allowlist *shape* (``envnames.SHAPE``: upper-case letters, digits and _, starting
+# with a letter), not a list of bad names, which can never be complete. On top of the shape:
+# the platform's own variables (MOLECULE_*: a secret must not replace the agent's token or
+# registry URL) and the ones the backends set for the process itself; the interpreter's
+# (PYTHON*: ignored by ``python -I`` anyway, so a secret there would only ever be dead weight);
+# and the dynamic loader's (``envnames.steers_loader``), which act before any program runs.
+RESERVED_PREFIXES = ("MOLECULE_", "PYTHON")
 RESERVED_NAMES = frozenset(
-    {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONPATH", "PYTHONHOME", "LD_PRELOAD", "LD_LIBRARY_PATH"}
+    {"PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR", "PWD", "SHELL", "USER", "LOGNAME", "TERM"}
 )
 
 
 class SecretsUnreadable(Exception):
-    """A stored secret that the configured keys cannot open.
+    """A stored secret that the configured keys cannot open, or whose name no agent gets.
 
     Shaped like ``BackendError`` (``message``, ``permanent``) so that dispatch's reconcile marks
     the workspace failed with this sentence instead of starting an agent without its secrets.
@@ -169,17 +172,24 @@ def open_blob(
 
 
 def key_problem(key: object) -> str | None:
-    """Why ``key`` cannot name a secret (an environment variable), or None."""
+    """Why ``key`` cannot name a secret (an environment variable of the agent), or None.
+
+    The one name rule: the API, the workspace page, org import's ``required_env`` (and so
+    ``import_org --env``) all come through here, and :func:`environment` asks it again of every
+    stored row before an agent starts.
+    """
     if not isinstance(key, str) or not key:
         return "must be a non-empty string"
     if len(key) > MAX_KEY_LENGTH:
         return f"must be at most {MAX_KEY_LENGTH} characters"
-    if not KEY_NAME.match(key):
+    if not envnames.SHAPE.match(key):
         return (
-            "must be an environment variable name: letters, digits and _, not starting with a digit"
+            "must be upper-case letters, digits and _, starting with a letter (like OPENAI_API_KEY)"
         )
-    if key.upper().startswith(RESERVED_PREFIX) or key.upper() in RESERVED_NAMES:
+    if key.startswith(RESERVED_PREFIXES) or key in RESERVED_NAMES:
         return f"{key} is reserved for the platform"
+    if envnames.steers_loader(key):
+        return f"{key} is read by the dynamic loader, so no agent is started with it"
     return None
 
 
@@ -266,15 +276,25 @@ def secrets_of(workspace: Workspace) -> list[WorkspaceSecret]:
 def environment(workspace: Workspace) -> dict[str, str]:
     """Every secret of the workspace, opened: what dispatch puts in the agent's environment.
 
-    Raises ``SecretsUnreadable`` when any of them cannot be opened; an agent is better not
-    started at all than started without a credential it was promised.
+    Raises ``SecretsUnreadable`` when any of them cannot be opened, or when one has a name the
+    name rule (:func:`key_problem`) no longer accepts (a row from before the rule, e.g. a
+    lower-case name): an agent is better not started at all than started without a credential
+    it was promised, or with a variable that could steer how it starts. The sentence names the
+    secrets to delete (deleting works whatever the name).
     """
+    rows = list(WorkspaceSecret.objects.filter(workspace=workspace).order_by("key"))
+    refused = [(row.key, why) for row in rows if (why := key_problem(row.key))]
+    if refused:
+        names = ", ".join(repr(key) for key, _ in refused)
+        raise SecretsUnreadable(
+            f"Workspace {workspace.name!r} has secrets whose names no agent is started with: "
+            f"{names} ({refused[0][0]!r} {refused[0][1]}). Delete them (set the value again "
+            "under an upper-case name if the agent needs it), then start the workspace."
+        )
     ring = keyring()
     return {
-        secret.key: open_blob(
-            secret.value_encrypted, workspace_id=workspace.pk, key=secret.key, ring=ring
-        )
-        for secret in WorkspaceSecret.objects.filter(workspace=workspace)
+        row.key: open_blob(row.value_encrypted, workspace_id=workspace.pk, key=row.key, ring=ring)
+        for row in rows
     }
 
 

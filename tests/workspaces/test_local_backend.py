@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tests.support.procs import (
     processes_under,
 )
 from tests.support.waiting import wait_for
-from workspaces.backends import Instance
+from workspaces.backends import BackendError, Instance
 from workspaces.backends.local import LocalBackend
 from workspaces.tiers import MiB
 
@@ -37,8 +38,8 @@ from workspaces.tiers import MiB
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "root"
+def root(local_root: Path) -> Iterator[Path]:
+    folder = local_root / "root"
     yield folder
     # Whatever a failing test left running (agents, sidecars) goes with it.
     kill_all_under(folder)
@@ -67,7 +68,7 @@ def test_start_runs_the_agent_in_its_own_process_group_and_directory(backend, ro
     assert os.getpgid(pid) == pid != os.getpgid(0)
     home = root / spec.workspace_id
     assert Path(f"/proc/{pid}/cwd").resolve() == (home / "workspace").resolve()
-    assert environ(pid)["HOME"] == str(home)
+    assert environ(pid)["HOME"] == str(home / "home")
     assert (home / "instance.json").exists()
     # The agent listens on loopback only, on the port the instance url names.
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", instance.url)
@@ -269,3 +270,142 @@ def test_list_instances_lists_running_instances_only(backend):
     wait_for(lambda: not backend.is_running(killed), timeout=10)
 
     assert backend.list_instances() == [running.instance_id]
+
+
+# --- who the agent runs as --------------------------------------------------------------------
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a process as another")
+
+
+def ids_of(pid: int) -> tuple[int, int, str]:
+    """(uid, gid, supplementary groups) of a process, from /proc."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(status["Uid"].split()[0]), int(status["Gid"].split()[0]), status["Groups"].strip()
+
+
+def owner_and_mode(path: Path) -> tuple[int, int]:
+    found = path.lstat()
+    return found.st_uid, stat.S_IMODE(found.st_mode)
+
+
+@as_root
+def test_as_root_each_agent_runs_as_a_uid_of_its_own_in_private_directories(
+    backend, root, settings
+):
+    first, second = backend.start(make_spec(tier=2)), backend.start(make_spec(tier=1))
+    uids = range(
+        settings.MOLECULE_LOCAL_UID_BASE,
+        settings.MOLECULE_LOCAL_UID_BASE + settings.MOLECULE_LOCAL_UID_COUNT,
+    )
+    seen = set()
+    for instance in (first, second):
+        uid, gid, groups = ids_of(instance.state["pid"])
+        assert uid in uids and gid == uid and groups == ""
+        assert instance.state["uid"] == uid
+        seen.add(uid)
+        base = Path(instance.state["dir"])
+        # The console's directory: the agent passes through it, lists and writes nothing.
+        assert owner_and_mode(base) == (0, 0o711)
+        for name in ("console.log", "instance.json"):
+            assert owner_and_mode(base / name) == (0, 0o600)
+        for name in ("home", "tmp"):
+            assert owner_and_mode(base / name) == (uid, 0o700)
+    assert len(seen) == 2
+    assert owner_and_mode(Path(first.state["dir"]) / "workspace") == (first.state["uid"], 0o700)
+    assert owner_and_mode(root) == (0, 0o711)
+    # Stop still reaches a process of another user.
+    backend.stop(first)
+    assert not backend.is_running(first)
+
+
+@as_root
+def test_a_workspace_keeps_its_uid_and_two_workspaces_never_share_one(backend, settings):
+    settings.MOLECULE_LOCAL_UID_COUNT = 2  # every hash lands on one of two uids
+    spec = make_spec()
+    instance = backend.start(spec)
+    uid = instance.state["uid"]
+    backend.stop(instance)
+    assert backend.start(spec).state["uid"] == uid  # the same user at every start
+
+    other = backend.start(make_spec())
+    assert {uid, other.state["uid"]} == {
+        settings.MOLECULE_LOCAL_UID_BASE,
+        settings.MOLECULE_LOCAL_UID_BASE + 1,
+    }
+    with pytest.raises(BackendError, match="raise MOLECULE_LOCAL_UID_COUNT") as refused:
+        backend.start(make_spec())
+    assert refused.value.permanent
+
+
+@as_root
+def test_a_directory_left_by_an_agent_that_ran_as_root_is_handed_over_with_its_contents(
+    backend, root
+):
+    spec = make_spec()
+    old = root / spec.workspace_id / "workspace" / "project"
+    old.mkdir(parents=True)
+    (old / "notes.txt").write_text("written when agents ran as root")
+    (old / "link").symlink_to("/etc/passwd")
+    instance = backend.start(spec)
+    uid = instance.state["uid"]
+    assert old.stat().st_uid == (old / "notes.txt").stat().st_uid == uid
+    assert (old / "link").lstat().st_uid == uid
+    assert Path("/etc/passwd").stat().st_uid == 0  # the link itself, never its target
+
+
+def test_without_root_the_agent_runs_as_the_consoles_user(backend, monkeypatch):
+    # Only root can start a process as another user; otherwise the agent is the console's
+    # user (the capabilities notes and the README say so).
+    monkeypatch.setattr("workspaces.backends.local.switches_users", lambda: False)
+    instance = backend.start(make_spec())
+    assert ids_of(instance.state["pid"])[0] == os.geteuid()
+    assert instance.state["uid"] is None
+    assert Path(f"/proc/{instance.state['pid']}/cmdline").read_bytes().split(b"\0")[1] == b"-I"
+
+
+@as_root
+def test_a_root_the_agents_users_cannot_reach_is_refused_with_the_directory_to_open(tmp_path):
+    # pytest keeps /tmp/pytest-of-<user> at 0700: an agent of its own uid cannot pass through.
+    with pytest.raises(BackendError, match=r"cannot pass through /tmp/pytest-of-\w+ \(mode 0700"):
+        LocalBackend(tmp_path / "root").start(make_spec())
+
+
+@as_root
+def test_a_workspace_dir_the_backend_creates_is_the_agents_and_goes_back_on_delete(
+    backend, local_root
+):
+    folder = local_root / "srv" / "acme" / "pm"
+    instance = backend.start(make_spec(workspace_dir=str(folder)))
+    uid = instance.state["uid"]
+    assert owner_and_mode(folder) == (uid, 0o700)
+    assert owner_and_mode(folder.parent) == (0, 0o755)  # only the directory itself
+    (folder / "notes.txt").write_text("the agent's work")
+    os.chown(folder / "notes.txt", uid, uid)
+    backend.stop(instance)
+
+    backend.remove_storage(instance)
+
+    # Kept (it is the operator's place), but no longer the uid's, which another may get later.
+    assert (folder / "notes.txt").read_text() == "the agent's work"
+    assert folder.stat().st_uid == (folder / "notes.txt").stat().st_uid == 0
+
+
+@as_root
+def test_an_existing_workspace_dir_keeps_its_owner_and_the_log_names_the_uid(backend, local_root):
+    folder = local_root / "srv-existing"
+    folder.mkdir()
+    instance = backend.start(make_spec(workspace_dir=str(folder)))
+    uid = instance.state["uid"]
+    assert owner_and_mode(folder)[0] == 0
+    assert f"chown -R {uid}:{uid}" in backend.console(instance)
+
+
+@as_root
+def test_a_workspace_dir_that_belongs_to_another_workspaces_agent_is_refused(backend, local_root):
+    theirs = local_root / "srv-theirs"
+    other = backend.start(make_spec(workspace_dir=str(theirs)))
+    with pytest.raises(BackendError, match=f"belongs to uid {other.state['uid']}") as refused:
+        backend.start(make_spec(workspace_dir=str(theirs)))
+    assert refused.value.permanent

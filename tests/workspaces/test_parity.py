@@ -138,7 +138,8 @@ def test_a_run_leaves_no_scratch_org_active_and_no_workspace_live(local_fleet, m
 def test_a_declared_parity_that_fails_is_drift_and_the_command_exits_non_zero(
     local_fleet, two_rows, monkeypatch
 ):
-    # Local declares T1 at parity, which it cannot keep: / stays writable for a process.
+    # Local declares T1 at parity, which it cannot keep: a process shares the host's PID and
+    # network namespaces. (/ is no longer writable for it: the agent runs as a uid of its own.)
     monkeypatch.setattr(
         LocalBackend, "capabilities", {**LocalBackend.capabilities, "tier_1": at_parity()}
     )
@@ -149,7 +150,7 @@ def test_a_declared_parity_that_fails_is_drift_and_the_command_exits_non_zero(
     run = ParityRun.objects.get()
     [drift] = run.drift()
     assert (drift.backend, drift.row) == ("local", "tier_1")
-    assert "root filesystem writability" in drift.detail
+    assert "host PID namespace is True, the tier says False" in drift.detail
 
 
 @pytest.mark.django_db(transaction=True)

@@ -272,6 +272,22 @@ def test_the_command_refuses_a_malformed_new_key_and_changes_nothing(
         ("A-B", "x", "key"),
         ("molecule_token", "x", "key"),
         ("LD_PRELOAD", "x", "key"),
+        # The shape is an allowlist: upper case, digits and _, starting with a letter.
+        ("openai_api_key", "x", "key"),
+        ("OpenAI_Key", "x", "key"),
+        ("http_proxy", "x", "key"),
+        ("_TOKEN", "x", "key"),
+        ("A" * 129, "x", "key"),
+        # Reserved: the platform's, the interpreter's (dead weight under python -I) and the
+        # dynamic loader's, which acts before any program runs.
+        ("MOLECULE_WORKSPACE_TOKEN", "x", "key"),
+        ("PATH", "x", "key"),
+        ("HOME", "x", "key"),
+        ("PYTHONWARNINGS", "x", "key"),
+        ("PYTHONSTARTUP", "x", "key"),
+        ("LD_AUDIT", "x", "key"),
+        ("GLIBC_TUNABLES", "x", "key"),
+        ("GCONV_PATH", "x", "key"),
         ("OK", "a\x00b", "value"),
         ("OK", "x" * (32 * 1024 + 1), "value"),
     ],
@@ -331,25 +347,55 @@ def test_secrets_are_in_the_environment_of_every_start(
     assert (env["OPENAI_API_KEY"], env["OTHER"]) == (VALUE, "two")
 
 
-def test_the_platforms_variables_win_over_a_secret_of_the_same_name(
+@pytest.mark.parametrize("key", ["A", "OPENAI_API_KEY", "PGPASSWORD", "A1_B2", "BROWSER"])
+def test_a_name_of_the_right_shape_is_accepted(
+    org: Org, make_workspace: MakeWorkspace, key: str
+) -> None:
+    assert vault.key_problem(key) is None
+    put(make_workspace(org), key)
+    assert WorkspaceSecret.objects.get().key == key
+
+
+@pytest.mark.parametrize("key", ["openai_api_key", "MOLECULE_WORKSPACE_ID", "PYTHONWARNINGS"])
+def test_a_stored_name_the_rule_no_longer_accepts_fails_the_start_with_a_sentence(
     org: Org,
     make_workspace: MakeWorkspace,
     recording: dict[str, Any],
     django_capture_on_commit_callbacks: Any,
+    key: str,
 ) -> None:
-    # Validation refuses such a name; this row is written behind its back, as an old row
-    # or a hand-edited database might be.
+    # Written behind validation's back, as a row from before the rule (lower-case names were
+    # accepted then) or a hand-edited database would be. It never reaches an agent: the start
+    # is refused, saying which secret to delete, and deleting it lets the workspace start.
     workspace = make_workspace(org)
+    put(workspace)
     WorkspaceSecret.objects.create(
         workspace=workspace,
-        key="MOLECULE_WORKSPACE_ID",
-        value_encrypted=vault.seal(
-            "hijacked", workspace_id=workspace.pk, key="MOLECULE_WORKSPACE_ID"
-        ),
+        key=key,
+        value_encrypted=vault.seal("hijacked", workspace_id=workspace.pk, key=key),
     )
+    starts = len(recording["local"].specs)
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.restart(workspace_id=workspace.pk, actor="test")
-    assert recording["local"].specs[-1].env["MOLECULE_WORKSPACE_ID"] == str(workspace.pk)
+    workspace.refresh_from_db()
+    assert workspace.status == Status.FAILED
+    assert len(recording["local"].specs) == starts
+    event = StructureEvent.objects.filter(workspace=workspace).latest("id")
+    assert event.event_type == EventType.WORKSPACE_PROVISION_FAILED
+    assert event.payload["error"].startswith(
+        f"Workspace 'PM' has secrets whose names no agent is started with: {key!r} ({key!r} "
+    )
+    assert "Delete them" in event.payload["error"]
+    assert "hijacked" not in str(event.payload)
+
+    vault.delete_secret(workspace_id=workspace.pk, key=key, actor="test")
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.provision(workspace_id=workspace.pk, actor="test")
+    env = recording["local"].specs[-1].env
+    assert env.get(key) != "hijacked"
+    assert env["MOLECULE_SECRET_KEYS"] == "OPENAI_API_KEY"
+    assert env["OPENAI_API_KEY"] == VALUE
+    assert env["MOLECULE_WORKSPACE_ID"] == str(workspace.pk)
 
 
 # --- the workspace page -------------------------------------------------------------------------
@@ -407,7 +453,7 @@ def test_a_bad_key_on_the_page_is_refused_with_a_message_that_never_quotes_the_v
         set_url(workspace), {"key": "BAD-KEY", "value": VALUE}, follow=True
     )
     content = html.unescape(response.content.decode())
-    assert "Secret not set: must be an environment variable name" in content
+    assert "Secret not set: must be upper-case letters, digits and _" in content
     assert VALUE not in content
     assert not WorkspaceSecret.objects.exists()
 
@@ -513,3 +559,41 @@ def test_a_malformed_configured_key_stops_the_console_at_start(
         project_settings._secrets_encryption_key()
     monkeypatch.setenv("SECRETS_ENCRYPTION_KEY", vault.new_key())
     assert project_settings._secrets_encryption_key()
+
+
+# --- every door asks the one name rule ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["openai_api_key", "PYTHONWARNINGS", "LD_AUDIT"])
+def test_every_door_refuses_a_name_with_the_rules_own_sentence(
+    org: Org, owner: User, make_workspace: MakeWorkspace, tmp_path: Any, key: str
+) -> None:
+    from orgs.importer import InvalidOrgFile, import_org
+    from tests.support.keys import api, mint_token
+
+    why = vault.key_problem(key)
+    assert why
+    workspace = make_workspace(org)
+    # The JSON API.
+    response = api(mint_token(org)).put(
+        f"orgs/{org.slug}/workspaces/{workspace.pk}/secrets/{key}", {"value": VALUE}
+    )
+    assert (response.status_code, response.json()["fields"]) == (400, {"key": [why]})
+    # The workspace page.
+    page = login(owner).post(set_url(workspace), {"key": key, "value": VALUE}, follow=True)
+    assert f"Secret not set: {why}" in html.unescape(page.content.decode())
+    # Org import's required_env, from the page or the API (the service) ...
+    text = f"name: Doors\nslug: doors\nrequired_env: [{key}]\nworkspaces:\n  - name: PM\n"
+    with pytest.raises(InvalidOrgFile) as invalid:
+        import_org(text, actor="test", env={key: VALUE})
+    assert [str(p) for p in invalid.value.problems] == [
+        f"line 3: required_env[0]: cannot name a secret: {why}"
+    ]
+    # ... and from the command, with --env.
+    path = tmp_path / "doors.yaml"
+    path.write_text(text)
+    with pytest.raises(CommandError) as refused:
+        call_command("import_org", str(path), "--env", f"{key}={VALUE}", stdout=io.StringIO())
+    assert f"line 3: required_env[0]: cannot name a secret: {why}" in str(refused.value)
+    assert VALUE not in str(refused.value)
+    assert not WorkspaceSecret.objects.exists()

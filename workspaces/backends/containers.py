@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import posixpath
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from docker.errors import APIError, NotFound
 
 from workspaces.backends.base import BackendError
-from workspaces.paths import workspace_dir_problem
+from workspaces.paths import normal_form, workspace_dir_problem
 from workspaces.tiers import TierSettings
 
 AGENT_PORT = 8000
@@ -42,15 +41,17 @@ def volume_name(workspace_id: str) -> str:
 
 
 def validated_workspace_dir(path: str) -> str:
-    """The operator's ``workspace_dir`` if it is safe to bind at /workspace; else BackendError."""
-    if problem := workspace_dir_problem(path):
+    """The operator's ``workspace_dir``, in its normal form, if it is safe to bind at /workspace
+    now (judged again at the moment of use: a symbolic link may have appeared since it was
+    set); else BackendError."""
+    if problem := workspace_dir_problem(path, exact_spelling=False):
         raise BackendError(
             f"The workspace directory cannot be mounted at /workspace: {problem}. "
             "Give the workspace an absolute directory of its own (e.g. /srv/<org>/<name>), "
             "or none for a docker volume.",
             permanent=True,
         )
-    return posixpath.normpath(path)
+    return normal_form(path)
 
 
 def container_options(

@@ -78,6 +78,7 @@ from workspaces.backends.containers import (
     volume_name,
     with_host,
 )
+from workspaces.envnames import start_problem
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,9 @@ class DockerBackend(Backend):
 
     def _agent_env(self, spec: InstanceSpec, gateway: str) -> tuple[dict[str, str], str, dict]:
         """(environment, url for host-network tiers or "", extra_hosts) for the agent."""
-        env = {**spec.env, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        # The image runs the agent with ``python3 -I`` (scripts/agent-image): no PYTHON*
+        # variable steers it, so none is set here either.
+        env = {**spec.env, "LANG": "C.UTF-8"}
         registry = env.get("MOLECULE_REGISTRY_URL", "")
         host = urlsplit(registry).hostname or ""
         extra_hosts: dict[str, str] = {}
@@ -234,6 +237,8 @@ class DockerBackend(Backend):
         a foreign container holds the name; transient when the engine cannot be reached. A
         container created before a failure is removed again, so nothing is left running.
         """
+        if problem := start_problem(spec.env):
+            raise BackendError(f"The agent cannot be started: {problem}.", permanent=True)
         name = container_name(spec.workspace_id)
         bind = ""
         if spec.tier.workspace_volume and spec.workspace_dir:
