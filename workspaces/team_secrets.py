@@ -67,17 +67,26 @@ def set_aside(lead: Workspace, members: list[Workspace]) -> dict[str, list[str]]
     return kept
 
 
-def restore(lead: Workspace, member: Workspace, *, actor: str) -> list[str]:
+def restore(
+    lead: Workspace, member: Workspace, *, actor: str, dropped: list[str] | None = None
+) -> list[str]:
     """Give ``member``, just recreated under ``lead``, what was set aside for its place.
 
     Secrets of the member itself become its secrets again; those of its own descendants are set
-    aside under it, for when it is expanded in turn. Returns the keys the member got.
+    aside under it, for when it is expanded in turn. Returns the keys the member got; a kept
+    secret whose name today's rule refuses (it was set before the rule) is dropped, its name
+    added to ``dropped``, rather than handed to an agent.
     """
     ring = vault.keyring()
     restored = []
     for row in TeamSecret.objects.filter(lead=lead).order_by("member_path", "key"):
         names = json.loads(row.member_path)
         if not names or names[0] != member.name:
+            continue
+        if vault.key_problem(row.key):
+            if dropped is not None:
+                dropped.append(f"{' / '.join(names)}: {row.key}")
+            row.delete()
             continue
         where = f"the set-aside secret {row.key!r} of {member.name!r}"
         value = vault.open_with(

@@ -181,3 +181,26 @@ def test_deleting_the_lead_discards_what_was_kept_for_its_team(
         dispatch.collapse_team(workspace_id=lead.pk, actor="test")
         dispatch.delete(workspace_id=lead.pk, actor="test")
     assert not TeamSecret.objects.exists()
+
+
+def test_a_kept_secret_whose_name_the_rule_now_refuses_is_dropped_not_handed_on(
+    tree: Org, recording: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    lead = ws(tree, "PM")
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.collapse_team(workspace_id=lead.pk, actor="test")
+    # A row kept before today's name rule: copy a sealed value under a refused name.
+    row = TeamSecret.objects.get(lead=lead, key="OPENAI_API_KEY", member_path='["Frontend"]')
+    TeamSecret.objects.create(
+        lead=lead,
+        member_path=row.member_path,
+        key="LD_PRELOAD",
+        value_encrypted=row.value_encrypted,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.expand_team(workspace_id=lead.pk, actor="test")
+    assert "LD_PRELOAD" not in started_env(recording, ws(tree, "Frontend"))
+    expanded = StructureEvent.objects.filter(
+        workspace=lead, event_type=EventType.WORKSPACE_EXPANDED
+    ).first()
+    assert expanded.payload["secrets_dropped"] == ["Frontend: LD_PRELOAD"]

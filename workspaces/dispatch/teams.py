@@ -50,7 +50,7 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
         if problems := teamspec.children_problems(children):
             listing = "; ".join(f"{path}: {message}" for path, message in problems)
             raise InvalidRequest(f"The team spec of {lead.name!r} is invalid: {listing}")
-        created, restored = [], {}
+        created, restored, dropped = [], {}, []
         for node in children:
             child = create_workspace(
                 org=lead.org,
@@ -60,7 +60,7 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
             )
             # In this transaction, before the children's first start is queued on commit: an
             # agent must start with its secrets or not at all (a refusal rolls all this back).
-            if keys := team_secrets.restore(lead, child, actor=actor):
+            if keys := team_secrets.restore(lead, child, actor=actor, dropped=dropped):
                 restored[child.name] = keys
             team_secrets.give_required(
                 lead, child, required=list(lead.org.required_env), actor=actor
@@ -75,6 +75,8 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
                 "names": [c.name for c in created],
                 # Key names only, by member: what the collapse had kept for them.
                 "secrets_restored": restored,
+                # Kept secrets whose names the secret-name rule now refuses: never handed on.
+                **({"secrets_dropped": dropped} if dropped else {}),
             },
         )
         return VerbResult(lead, created)
