@@ -408,8 +408,10 @@ class ControlPlaneDouble:
                     f"generation {vm.generation}, on {vm.url}",
                 )
                 with (vm.home / "console.log").open("ab") as log:
+                    # Isolated mode, like the console's own backends: a workspace's secrets
+                    # (PYTHON* variables among them) must not steer the interpreter.
                     vm.process = subprocess.Popen(
-                        [self.python, "-u", str(self.agent)],
+                        [self.python, "-I", "-u", "-B", str(self.agent)],
                         cwd=vm.volume or tmp,
                         env=env,
                         stdin=subprocess.DEVNULL,
