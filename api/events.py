@@ -11,14 +11,26 @@ no org (an orphan instance removed by a sweep).
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.http import HttpRequest, HttpResponse
 
 from api import shapes
-from api.http import ApiError, endpoint, ok, org_in_reach, query_int, query_moment
+from api.http import (
+    ApiError,
+    endpoint,
+    ok,
+    org_in_reach,
+    query_int,
+    query_moment,
+    query_text,
+)
 from orgs.bearer import Principal
 from workspaces.models import EventType, StructureEvent
+
+# An event id (a 64-bit primary key) as this API writes it in next_cursor.
+CURSOR = re.compile(r"^[0-9]{1,18}\Z")
 
 
 @endpoint()
@@ -27,18 +39,18 @@ def list_events(request: HttpRequest, principal: Principal) -> HttpResponse:
     if principal.org_id is not None:
         rows = rows.filter(org_id=principal.org_id)
     errors: dict[str, list[str]] = {}
-    if slug := request.GET.get("org"):
+    if slug := query_text(request, "org", errors):
         rows = rows.filter(org=org_in_reach(principal, slug))
-    if workspace := request.GET.get("workspace"):
+    if workspace := query_text(request, "workspace", errors):
         try:
             rows = rows.filter(workspace_id=uuid.UUID(workspace))
         except ValueError:
             errors["workspace"] = ["must be a workspace id"]
-    if event_type := request.GET.get("type"):
+    if event_type := query_text(request, "type", errors):
         if event_type not in EventType.values:
             errors["type"] = [f"unknown event type; known: {', '.join(EventType.values)}"]
         rows = rows.filter(event_type=event_type)
-    if actor := request.GET.get("actor"):
+    if actor := query_text(request, "actor", errors):
         rows = rows.filter(actor=actor)
     if since := query_moment(request, "since"):
         rows = rows.filter(created_at__gte=since)
@@ -48,7 +60,8 @@ def list_events(request: HttpRequest, principal: Principal) -> HttpResponse:
         raise ApiError(400, "Invalid query.", fields=errors)
     limit = query_int(request, "limit", default=50, low=1, high=200)
     if cursor := request.GET.get("cursor"):
-        if not cursor.isdigit():
+        # ASCII digits within an id's range: "²".isdigit() is true, and int() refuses it.
+        if not CURSOR.match(cursor):
             raise ApiError(400, "Invalid query.", fields={"cursor": ["not a cursor from this API"]})
         rows = rows.filter(pk__lt=int(cursor))
     page = list(rows.order_by("-pk")[: limit + 1])

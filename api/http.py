@@ -13,28 +13,31 @@ HTTP method. The order of checks for every request is fixed:
 
 Errors map in one place: ``ApiError`` → its status; ``ValidationError`` → 400 with field errors;
 ``dispatch.InvalidRequest`` → 400; ``Refused``/``TransitionRefused`` → 409 with the reason;
-``Http404``/``ObjectDoesNotExist`` → 404.
+``Http404``/``ObjectDoesNotExist`` → 404. Anything else escapes to Django, which logs it with
+its traceback (``django.request``) and answers through ``api/errors.py``: a JSON 500, as an
+unknown URL under ``/api/`` is a JSON 404. Every value is checked by its field's shared rule
+(``workspaces/fields.py``, ``orgs/fields.py``): bodies by ``fields.json_body`` (bounded
+nesting, no NaN or Infinity), moments by ``fields.moment``, text filters by ``query_text``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from orgs import bearer, partner_keys
+from orgs import fields as org_fields
 from orgs.bearer import Principal
 from orgs.models import Org
-from workspaces import dispatch
+from workspaces import dispatch, fields
 
 log = logging.getLogger("molecule.api")
 
@@ -193,6 +196,8 @@ def route(**handlers: Handler) -> Callable[..., HttpResponse]:
 
 def org_in_reach(principal: Principal, slug: str) -> Org:
     """The org called ``slug`` if this credential reaches it; 404 otherwise, existing or not."""
+    if org_fields.slug_problem(slug):
+        raise Http404  # no org can have it, and PostgreSQL would refuse a NUL in the query
     org = principal.orgs().filter(slug=slug).first()
     if org is None:
         raise Http404
@@ -221,8 +226,8 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as bad:
+        data = fields.json_body(body)
+    except fields.InvalidJson as bad:
         raise ApiError(400, f"The body is not valid JSON: {bad}.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "The body must be a JSON object.")
@@ -247,22 +252,18 @@ class Fields:
     def present(self, name: str) -> bool:
         return name in self.data
 
-    def text(
-        self, name: str, *, required: bool = False, max_length: int = 200, blank: bool = True
-    ) -> str | None:
+    def rule(
+        self, name: str, problem: Callable[[Any], str | None], *, required: bool = False
+    ) -> Any:
+        """The field checked by a shared rule (``workspaces.fields``, ``orgs.fields``)."""
         if name not in self.data:
             if required:
                 self._fail(name, "this field is required")
             return None
-        value = self.data[name]
-        if not isinstance(value, str):
-            self._fail(name, "must be a string")
+        if why := problem(self.data[name]):
+            self._fail(name, why)
             return None
-        if len(value) > max_length:
-            self._fail(name, f"must be at most {max_length} characters")
-        if not blank and not value.strip():
-            self._fail(name, "must not be blank")
-        return value
+        return self.data[name]
 
     def integer(self, name: str, *, choices: tuple[int, ...] | None = None) -> int | None:
         if name not in self.data:
@@ -287,12 +288,10 @@ class Fields:
     def moment(self, name: str) -> datetime | None:
         if name not in self.data or self.data[name] is None:
             return None
-        value = self.data[name]
-        parsed = _moment(value) if isinstance(value, str) else None
+        parsed = fields.moment(self.data[name])
         if parsed is None:
-            self._fail(name, "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z")
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            self._fail(name, fields.MOMENT_PROBLEM)
+        return parsed
 
     def string_list(self, name: str, *, required: bool = False) -> list[str] | None:
         if name not in self.data:
@@ -335,10 +334,21 @@ def query_moment(request: HttpRequest, name: str) -> datetime | None:
     raw = request.GET.get(name)
     if not raw:
         return None
-    parsed = _moment(raw)
+    parsed = fields.moment(raw)
     if parsed is None:
-        raise ApiError(400, "Invalid query.", fields={name: ["must be an ISO 8601 date and time"]})
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise ApiError(400, "Invalid query.", fields={name: [fields.MOMENT_PROBLEM]})
+    return parsed
+
+
+def query_text(request: HttpRequest, name: str, errors: dict[str, list[str]]) -> str | None:
+    """A text filter, or None when absent; a problem (a NUL, say) goes into ``errors``."""
+    raw = request.GET.get(name)
+    if not raw:
+        return None
+    if why := fields.filter_problem(raw):
+        errors[name] = [why]
+        return None
+    return raw
 
 
 def query_bool(request: HttpRequest, name: str) -> bool:
@@ -348,13 +358,6 @@ def query_bool(request: HttpRequest, name: str) -> bool:
     if raw in ("1", "true", "yes"):
         return True
     raise ApiError(400, "Invalid query.", fields={name: ["must be true or false"]})
-
-
-def _moment(text: str) -> datetime | None:
-    try:
-        return parse_datetime(text)
-    except ValueError:  # well formed but impossible, e.g. month 13
-        return None
 
 
 def iso(moment: datetime | None) -> str | None:

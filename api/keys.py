@@ -14,33 +14,35 @@ no-store``); revoking is immediate, and revoking again is 404.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.utils import timezone
 
 from api import shapes
 from api.http import ApiError, Fields, endpoint, no_content, ok, org_in_reach, query_bool, read_json
 from orgs import api_tokens, partner_keys
+from orgs import fields as org_fields
 from orgs.bearer import Principal
 from orgs.models import Org, PartnerApiKey
 
 S = PartnerApiKey.Scope
-MAX_DAYS = 3650
 
 
 def _expiry(fields: Fields) -> datetime | None:
-    """``expires_at`` (a moment) or ``expires_in_days`` (a whole number), not both."""
+    """``expires_at`` (a moment) or ``expires_in_days`` (a whole number), not both; each by
+    the rule every door shares (orgs/fields.py): in the future, at most ten years ahead."""
     expires_at = fields.moment("expires_at")
     days = fields.integer("expires_in_days")
     if days is not None:
         if expires_at is not None:
             fields.add("expires_in_days", "give expires_at or expires_in_days, not both")
-        elif not 1 <= days <= MAX_DAYS:
-            fields.add("expires_in_days", f"must be 1 to {MAX_DAYS}")
+        elif why := org_fields.expires_in_days_problem(days):
+            fields.add("expires_in_days", why)
         else:
-            expires_at = timezone.now() + timedelta(days=days)
+            expires_at = org_fields.expiry_in_days(days)
+    elif why := org_fields.expires_at_problem(expires_at):
+        fields.add("expires_at", why)
     return expires_at
 
 
@@ -61,7 +63,7 @@ def mint_token(request: HttpRequest, principal: Principal, slug: str) -> HttpRes
     org = org_in_reach(principal, slug)
     data = read_json(request)
     fields = Fields(data, {"name", "expires_at", "expires_in_days"})
-    name = fields.text("name", required=True, max_length=api_tokens.MAX_NAME_LENGTH, blank=False)
+    name = fields.rule("name", org_fields.credential_name_problem, required=True)
     expires_at = _expiry(fields)
     fields.check()
     minted = api_tokens.mint(
@@ -104,7 +106,7 @@ def list_partner_keys(request: HttpRequest, principal: Principal) -> HttpRespons
 def mint_partner_key(request: HttpRequest, principal: Principal) -> HttpResponse:
     data = read_json(request)
     fields = Fields(data, {"name", "scopes", "org", "rate_limit", "expires_at", "expires_in_days"})
-    name = fields.text("name", required=True, max_length=partner_keys.MAX_NAME_LENGTH, blank=False)
+    name = fields.rule("name", org_fields.credential_name_problem, required=True)
     scopes = fields.string_list("scopes", required=True) or []
     rate_limit = fields.integer("rate_limit")
     expires_at = _expiry(fields)
@@ -112,6 +114,8 @@ def mint_partner_key(request: HttpRequest, principal: Principal) -> HttpResponse
     if (slug := data.get("org")) is not None:
         if not isinstance(slug, str):
             fields.add("org", "must be an org slug or null")
+        elif org_fields.slug_problem(slug):
+            fields.add("org", "no such org")
         else:
             org = principal.orgs().filter(slug=slug).first()
             if org is None:

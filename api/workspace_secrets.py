@@ -16,7 +16,7 @@ from api.http import Fields, endpoint, no_content, ok, org_in_reach, read_json
 from orgs.bearer import Principal
 from orgs.models import Org
 from workspaces import vault
-from workspaces.models import Workspace, WorkspaceSecret
+from workspaces.models import Workspace
 
 
 def _workspace(principal: Principal, slug: str, workspace_id: uuid.UUID) -> Workspace:
@@ -47,14 +47,14 @@ def put_secret(
     if "value" not in data:
         fields.add("value", "this field is required")
     fields.check()
-    value = data["value"]
-    existed = WorkspaceSecret.objects.filter(workspace=workspace, key=key).exists()
-    secret = vault.set_secret(
-        workspace_id=workspace.pk, key=key, value=value, actor=principal.actor
+    # Created or replaced is decided under the workspace's lock: of concurrent first writes of
+    # one key, exactly one answers 201.
+    secret, created = vault.put_secret(
+        workspace_id=workspace.pk, key=key, value=data["value"], actor=principal.actor
     )
     return ok(
         {**shapes.secret(secret), "applies": "at the workspace's next start"},
-        status=200 if existed else 201,
+        status=201 if created else 200,
     )
 
 

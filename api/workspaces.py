@@ -23,6 +23,7 @@ from api.http import (
     org_in_reach,
     query_bool,
     query_int,
+    query_text,
     read_json,
     require_active,
 )
@@ -80,22 +81,22 @@ def list_workspaces(request: HttpRequest, principal: Principal, slug: str) -> Ht
     org = org_in_reach(principal, slug)
     rows = Workspace.objects.filter(org=org).select_related("org")
     errors: dict[str, list[str]] = {}
-    if status := request.GET.get("status"):
+    if status := query_text(request, "status", errors):
         if status not in Status.values:
             errors["status"] = [f"must be one of: {', '.join(Status.values)}"]
         rows = rows.filter(status=status)
     elif not query_bool(request, "include_removed"):
         rows = rows.exclude(status=Status.REMOVED)
-    if tier := request.GET.get("tier"):
+    if tier := query_text(request, "tier", errors):
         if tier not in {str(t) for t in TIERS}:
             errors["tier"] = ["must be 1, 2, 3 or 4"]
         else:
             rows = rows.filter(tier=int(tier))
-    if backend := request.GET.get("backend"):
+    if backend := query_text(request, "backend", errors):
         rows = rows.filter(backend=backend)
-    if name := request.GET.get("name"):
+    if name := query_text(request, "name", errors):
         rows = rows.filter(name=name)
-    if parent := request.GET.get("parent"):
+    if parent := query_text(request, "parent", errors):
         if parent == "none":
             rows = rows.filter(parent__isnull=True)
         else:

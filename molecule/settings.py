@@ -122,6 +122,64 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- Security: HTTPS, cookies, Content-Security-Policy, login throttling --------------------------
+# MOLECULE_PROFILE=production turns on what a console served over HTTPS wants (HSTS, the redirect
+# to HTTPS, cookies sent only over HTTPS), so `manage.py check --deploy` is clean; each is also
+# settable on its own. The embedded default (scripts/run, http://127.0.0.1:8000) is not the
+# production profile: it serves plain HTTP, where these would lock everybody out.
+MOLECULE_PROFILE = env.str("MOLECULE_PROFILE", default="embedded")
+if MOLECULE_PROFILE not in ("embedded", "production"):
+    raise ImproperlyConfigured(
+        f"MOLECULE_PROFILE is {MOLECULE_PROFILE!r}; use embedded (the default) or production."
+    )
+PRODUCTION = MOLECULE_PROFILE == "production"
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+# The agents' registry authenticates every call with its own bearer token and is often reached
+# over a private network without TLS (loopback, the container network's gateway, the parity
+# check's in-process server): it is not redirected unless this says otherwise.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^registry/"])
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+# The header's consent to the browsers' preload lists; nothing is listed until someone submits it.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+# Behind a proxy that terminates TLS, e.g. SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+# (only if the proxy always sets or strips that header).
+if _proxy_header := env.tuple("SECURE_PROXY_SSL_HEADER", default=()):
+    SECURE_PROXY_SSL_HEADER = _proxy_header
+
+# Pages load only the console's own static files: no inline script or style, no eval (htmx's
+# hx-on is not used; static/js/console.js does what it did), nothing from another host.
+_SELF, _NONE = "'self'", "'none'"
+SECURE_CSP = {
+    "default-src": [_SELF],
+    "script-src": [_SELF],
+    "style-src": [_SELF],
+    "img-src": [_SELF, "data:"],
+    "font-src": [_SELF],
+    "connect-src": [_SELF],
+    "form-action": [_SELF],
+    "frame-ancestors": [_NONE],
+    "base-uri": [_NONE],
+    "object-src": [_NONE],
+}
+# The admin's own widgets (autocomplete, calendars, collapsible fieldsets) write style attributes
+# into the markup they build, so its pages allow inline styles, and nothing else more
+# (molecule/middleware.py AdminContentSecurityPolicy).
+MOLECULE_ADMIN_CSP = {**SECURE_CSP, "style-src": [_SELF, "'unsafe-inline'"]}
+
+# Login throttling (orgs/login_throttle.py): after this many failed logins for one username from
+# one address within the lockout, that pair is refused until the lockout has passed. Counted in
+# the default cache, which every web process and machine shares (the database unless CACHE_URL
+# names another shared cache; never a per-process one).
+MOLECULE_LOGIN_FAILURES = env.int("MOLECULE_LOGIN_FAILURES", default=5)
+MOLECULE_LOGIN_LOCKOUT = env.int("MOLECULE_LOGIN_LOCKOUT", default=15 * 60)
+if MOLECULE_LOGIN_FAILURES < 1 or MOLECULE_LOGIN_LOCKOUT < 1:
+    raise ImproperlyConfigured("MOLECULE_LOGIN_FAILURES and MOLECULE_LOGIN_LOCKOUT must be >= 1.")
+# The table is created by a migration (orgs/migrations/0006_cache_table.py).
+CACHES = {"default": env.cache("CACHE_URL", default="dbcache://molecule_cache")}
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -136,6 +194,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Inside the CSP middleware, so the admin's policy is on the response before it is written.
+    "molecule.middleware.AdminContentSecurityPolicy",
+    "molecule.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

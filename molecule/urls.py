@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import urls as auth_urls
 from django.http import HttpRequest, HttpResponseRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.decorators.http import require_safe
 
+from orgs.login_throttle import ThrottledAdminAuthenticationForm, ThrottledLoginView
 from workspaces import registry
 
 admin.site.site_header = "Molecule console"
 admin.site.site_title = "Molecule"
+# Both login doors count failures alike (orgs/login_throttle.py).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 @require_safe
@@ -18,10 +22,16 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(static("favicon.svg"))
 
 
+# Django's account pages, with the login page that throttles failed logins in its place.
+ACCOUNTS = [
+    path("login/", ThrottledLoginView.as_view(), name="login"),
+    *(page for page in auth_urls.urlpatterns if page.name != "login"),
+]
+
 urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(ACCOUNTS)),
     path("registry/register", registry.register, name="registry-register"),
     path("registry/heartbeat", registry.heartbeat, name="registry-heartbeat"),
     path("api/v1/", include("api.urls")),
@@ -29,3 +39,9 @@ urlpatterns = [
     path("", include("orgs.urls")),
     path("", include("workspaces.urls")),
 ]
+
+# JSON under /api/ and /registry/, the console's own pages elsewhere (api/errors.py).
+handler400 = "api.errors.bad_request"
+handler403 = "api.errors.permission_denied"
+handler404 = "api.errors.page_not_found"
+handler500 = "api.errors.server_error"

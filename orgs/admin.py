@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from orgs import fields as org_fields
 from orgs import key_admin  # noqa: F401  (registers the token and partner key admins)
 from orgs.access import actable_orgs, can_act, visible_orgs
 from orgs.models import Org, OrgMembership, Team
@@ -74,8 +76,24 @@ class MembershipInline(admin.TabularInline):
         )
 
 
+class OrgForm(forms.ModelForm):
+    """The org's slug and name by the rule every door shares (orgs/fields.py)."""
+
+    class Meta:
+        model = Org
+        fields = ("slug", "name", "plan", "backend", "status", "required_env")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for field, rule in (("slug", org_fields.slug_problem), ("name", org_fields.name_problem)):
+            if field in data and field in self.changed_data and (why := rule(data[field])):
+                self.add_error(field, why)
+        return data
+
+
 @admin.register(Org)
 class OrgAdmin(OrgScopedAdmin):
+    form = OrgForm
     list_display = ("slug", "name", "plan", "backend", "status", "created_at")
     list_filter = ("plan", "backend", "status")
     search_fields = ("slug", "name")

@@ -10,8 +10,9 @@ Decisions:
 - **Revoking is immediate and happens once.** A revoked token fails on the very next request
   (every check reads the row). Revoking it again answers "not found" (404), like revoking a
   token that never existed, so revoke tooling that double-delivers gets a clear answer.
-- **Expiry is optional.** An expired token fails like any bad token; it can still be revoked,
-  which makes the list say why it stopped.
+- **Expiry is optional, and at most ten years ahead** (orgs/fields.py says why). An expired
+  token fails like any bad token; it can still be revoked, which makes the list say why it
+  stopped.
 - **Tokens of an archived org stop working.** Archiving is the API's org delete.
 - **last_used_at is written at most once a minute per token**, not on every request: it answers
   "is this token still in use?" without turning every API call into a write.
@@ -29,6 +30,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from orgs import fields as org_fields
 from orgs.models import Org, OrgApiToken
 from workspaces.bearer_secrets import hash_token
 from workspaces.events import record as record_event
@@ -36,7 +38,7 @@ from workspaces.models import EventType
 
 TOKEN_BYTES = 32
 PREFIX_LENGTH = 8
-MAX_NAME_LENGTH = 100
+MAX_NAME_LENGTH = org_fields.MAX_CREDENTIAL_NAME
 # Longer bearers are not ours; refusing them early keeps hashing bounded.
 MAX_BEARER_LENGTH = 200
 LAST_USED_GRANULARITY = timedelta(seconds=60)
@@ -53,17 +55,14 @@ class Minted:
 
 
 def clean_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError({"name": ["a name is required (what or who will use the token)"]})
-    name = name.strip()
-    if len(name) > MAX_NAME_LENGTH:
-        raise ValidationError({"name": [f"must be at most {MAX_NAME_LENGTH} characters"]})
-    return name
+    if why := org_fields.credential_name_problem(name):
+        raise ValidationError({"name": [why]})
+    return str(name).strip()
 
 
 def clean_expiry(expires_at: datetime | None) -> datetime | None:
-    if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError({"expires_at": ["must be in the future"]})
+    if why := org_fields.expires_at_problem(expires_at):
+        raise ValidationError({"expires_at": [why]})
     return expires_at
 
 

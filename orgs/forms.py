@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
+from orgs import fields as org_fields
 from orgs.importer import ENV_NAME
 from orgs.models import Backend, Org
 from orgs.orgfile import MAX_BYTES
@@ -20,6 +21,21 @@ def _blank(label: str, choices: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
     return [("", label), *choices]
 
 
+class OrgChoiceField(forms.ModelChoiceField):
+    """An org chosen by its slug; a value no slug can be (a NUL, which PostgreSQL would refuse
+    even in the lookup) is an invalid choice like any unknown slug, without a query."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(queryset=Org.objects.none(), to_field_name="slug", **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value not in self.empty_values and org_fields.slug_problem(str(value)):
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            )
+        return super().to_python(value)
+
+
 class ImportForm(forms.Form):
     file = forms.FileField(required=False, label="YAML file")
     text = forms.CharField(
@@ -29,12 +45,7 @@ class ImportForm(forms.Form):
         max_length=MAX_BYTES,
         strip=False,
     )
-    into = forms.ModelChoiceField(
-        queryset=Org.objects.none(),
-        to_field_name="slug",
-        required=False,
-        label="Into org",
-    )
+    into = OrgChoiceField(required=False, label="Into org")
     env = forms.CharField(
         required=False,
         label="Environment values for required_env (NAME=value, one a line; never shown again)",
@@ -121,9 +132,7 @@ class MoveForm(forms.Form):
 
 
 class EventFilterForm(forms.Form):
-    org = forms.ModelChoiceField(
-        queryset=Org.objects.none(), to_field_name="slug", required=False, empty_label="any org"
-    )
+    org = OrgChoiceField(required=False, empty_label="any org")
     workspace = forms.UUIDField(required=False, label="Workspace id")
     type = forms.ChoiceField(
         required=False, choices=_blank("any type", list(EventType.choices)), label="Event type"

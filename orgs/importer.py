@@ -35,28 +35,26 @@ Decisions (also in the README):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
+from orgs import fields as org_fields
 from orgs import services as org_services
 from orgs.models import Backend, Org, OrgMembership
 from orgs.orgfile import InvalidOrgFile, Parsed, Problem, parse
 from workspaces import dispatch, teamspec, vault
+from workspaces import fields as workspace_fields
 from workspaces.events import record as record_event
 from workspaces.models import EventType, Status, StructureEvent, Workspace
-from workspaces.tiers import is_known_tier
 
 TOP_KEYS = {"name", "slug", "backend", "plan", "defaults", "required_env", "workspaces"}
 DEFAULT_KEYS = {"tier", "runtime"}
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Bounds that keep a pasted file from turning into a denial of service (see also orgfile).
-MAX_WORKSPACES = 500
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -85,60 +83,35 @@ class Plan:
     into: Org | None
 
 
-def _walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for node in nodes:
-        yield node
-        yield from _walk(node.get("children") or [])
-
-
 def _org_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if into is not None and into.status == Org.OrgStatus.ARCHIVED:
         problems.append(("", f"the org {into.slug!r} is archived: it takes no new workspaces"))
     name, slug = data.get("name"), data.get("slug")
-    if into is None or "name" in data:
-        if not isinstance(name, str) or not name.strip():
-            problems.append(("name", "is required and must be a non-empty string"))
-        elif len(name) > 200:
-            problems.append(("name", "is longer than 200 characters"))
+    # The rule every door shares (orgs/fields.py), then what only a new org must be.
+    if (into is None or "name" in data) and (why := org_fields.name_problem(name)):
+        problems.append(("name", why))
     if into is None or "slug" in data:
-        if not isinstance(slug, str) or not slug:
-            problems.append(("slug", "is required: the org's short name in URLs, e.g. acme"))
-        else:
-            try:
-                validate_slug(slug)
-                if len(slug) > 64:
-                    raise ValidationError("too long")
-            except ValidationError:
-                problems.append(
-                    (
-                        "slug",
-                        f"{slug!r} is not a slug: use up to 64 letters, digits, - and _",
-                    )
+        if why := org_fields.slug_problem(slug):
+            problems.append(("slug", why))
+        elif into is None and Org.objects.filter(slug=slug).exists():
+            problems.append(
+                (
+                    "slug",
+                    f"an org with slug {slug!r} already exists: import into it "
+                    f"(manage.py import_org FILE --org {slug}, or choose it under "
+                    "'Into org' on the import page) or change the slug",
                 )
-            else:
-                if slug in org_services.RESERVED_SLUGS:
-                    problems.append(("slug", f"{slug!r} is reserved for a console page"))
-                elif into is None and Org.objects.filter(slug=slug).exists():
-                    problems.append(
-                        (
-                            "slug",
-                            f"an org with slug {slug!r} already exists: import into it "
-                            f"(manage.py import_org FILE --org {slug}, or choose it under "
-                            "'Into org' on the import page) or change the slug",
-                        )
-                    )
-    if "plan" in data and data["plan"] not in Org.Plan.values:
-        plans = ", ".join(Org.Plan.values)
-        problems.append(("plan", f"unknown plan {data['plan']!r}: use {plans}"))
+            )
+    if "plan" in data and (why := org_fields.plan_problem(data["plan"])):
+        problems.append(("plan", why))
     return problems
 
 
 def _backend_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str]]:
     backend = data.get("backend", into.backend if into else Backend.LOCAL)
-    if backend not in Backend.values:
-        known = ", ".join(Backend.values)
-        return [("backend", f"unknown backend {backend!r}: use {known}")]
+    if why := org_fields.backend_problem(backend):
+        return [("backend", why)]
     if into is not None and backend != into.backend:
         return [
             (
@@ -163,10 +136,12 @@ def _defaults_problems(defaults: object) -> list[tuple[str, str]]:
     if not isinstance(defaults, dict):
         return [("defaults", "must be a mapping, e.g. {runtime: langgraph, tier: 2}")]
     problems = [(f"defaults.{k}", "unknown key") for k in defaults if k not in DEFAULT_KEYS]
-    if "tier" in defaults and not is_known_tier(defaults["tier"]):
-        problems.append(("defaults.tier", f"unknown tier {defaults['tier']!r}: use 1, 2, 3 or 4"))
-    if "runtime" in defaults and not isinstance(defaults["runtime"], str):
-        problems.append(("defaults.runtime", "must be a string"))
+    # The same rule as the field it is the default of.
+    problems += [
+        (f"defaults.{key}", why)
+        for key in ("tier", "runtime")
+        if key in defaults and (why := workspace_fields.CHECKS[key](defaults[key]))
+    ]
     return problems
 
 
@@ -198,12 +173,10 @@ def _env_problems(required: object, env: Mapping[str, str]) -> list[tuple[str, s
 def _tree_problems(nodes: object, into: Org | None) -> list[tuple[str, str]]:
     if not isinstance(nodes, list) or not nodes:
         return [("workspaces", "is required: a list of at least one workspace")]
+    # Node by node with the rule every door shares, and at most fields.MAX_TEAM in all.
     problems = teamspec.children_problems(nodes, "workspaces")
     if problems:
         return problems
-    total = sum(1 for _ in _walk(nodes))
-    if total > MAX_WORKSPACES:
-        return [("workspaces", f"{total} workspaces; one import creates at most {MAX_WORKSPACES}")]
     if into is not None:
         taken = set(
             into.workspaces.filter(parent=None)

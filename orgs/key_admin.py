@@ -16,9 +16,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from orgs import api_tokens, partner_keys
+from orgs import fields as org_fields
 from orgs.access import actable_orgs, actor, visible_orgs
 from orgs.models import OrgApiToken, PartnerApiKey
 
@@ -35,8 +35,15 @@ SHOWN = (
 
 
 def _future(value: Any) -> Any:
-    if value is not None and value <= timezone.now():
-        raise forms.ValidationError("The expiry must be in the future.")
+    # The rule every door shares (orgs/fields.py): in the future, at most ten years ahead.
+    if why := org_fields.expires_at_problem(value):
+        raise forms.ValidationError(f"The expiry {why}.")
+    return value
+
+
+def _name(value: Any) -> Any:
+    if why := org_fields.credential_name_problem(value):
+        raise forms.ValidationError(f"The name: {why}.")
     return value
 
 
@@ -47,6 +54,9 @@ class MintTokenForm(forms.ModelForm):
 
     def clean_expires_at(self) -> Any:
         return _future(self.cleaned_data.get("expires_at"))
+
+    def clean_name(self) -> Any:
+        return _name(self.cleaned_data.get("name"))
 
 
 class MintPartnerKeyForm(forms.ModelForm):
@@ -60,6 +70,9 @@ class MintPartnerKeyForm(forms.ModelForm):
 
     def clean_expires_at(self) -> Any:
         return _future(self.cleaned_data.get("expires_at"))
+
+    def clean_name(self) -> Any:
+        return _name(self.cleaned_data.get("name"))
 
     def clean_rate_limit(self) -> Any:
         value = self.cleaned_data.get("rate_limit")

@@ -1,10 +1,23 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+# The latest expiry a row may hold: a day inside the calendar Python and every time zone can show.
+# PostgreSQL stores later ones (``9999-12-31T23:59:59-01:00`` is year 10000 in UTC), and then no
+# list of the row's org can be read (psycopg cannot load it) and the row cannot be revoked.
+# The doors refuse more than ten years ahead (orgs/fields.py); this constraint is the floor.
+EXPIRY_CEILING = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _readable_expiry(name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=models.Q(expires_at__isnull=True) | models.Q(expires_at__lte=EXPIRY_CEILING),
+        name=name,
+    )
 
 
 class Backend(models.TextChoices):
@@ -108,6 +121,7 @@ class OrgApiToken(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "org API token"
+        constraints = [_readable_expiry("org_token_expiry_readable")]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
@@ -154,7 +168,8 @@ class PartnerApiKey(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(rate_limit__gte=1), name="rate_limit_positive"
-            )
+            ),
+            _readable_expiry("partner_key_expiry_readable"),
         ]
 
     def __str__(self) -> str:

@@ -13,10 +13,16 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from workspaces.fields import MAX_NESTING
+
 # Bounds that keep a pasted file from turning into a denial of service.
 MAX_BYTES = 256 * 1024
-# YAML levels (a team level is two: the node's mapping and its children list).
-MAX_DEPTH = 64
+# YAML levels (a team level is two: the node's mapping and its children list); the same bound as
+# a JSON body's.
+MAX_DEPTH = MAX_NESTING
+# No field of an org file takes a number this long (the same bound as a JSON body's numbers);
+# Python refuses to read one of over 4,300 digits anyway.
+MAX_DIGITS = 30
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def _event_problems(text: str) -> list[Problem]:
     problems: list[Problem] = []
     anchors: dict[str, int] = {}
     open_anchors: list[str | None] = []
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=Loader):
         if isinstance(event, yaml.AliasEvent):
             anchor = event.anchor
             if anchor in open_anchors:
@@ -100,6 +106,37 @@ def _event_problems(text: str) -> list[Problem]:
         elif isinstance(event, yaml.CollectionEndEvent):
             open_anchors.pop()
     return problems
+
+
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, whose numbers and dates fail as problems with their line.
+
+    The stock one raises a bare ValueError for an integer of over 4,300 digits or a date that
+    does not exist (2024-02-30), which would say neither where nor what.
+    """
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        try:
+            value = super().construct_yaml_int(node)
+        except ValueError:
+            value = None
+        # A sexagesimal integer (1:2:3) grows without its digits being counted.
+        if value is None or abs(value) >= 10**MAX_DIGITS:
+            raise InvalidOrgFile(
+                [Problem(_line(node), "", f"a number longer than {MAX_DIGITS} digits")]
+            )
+        return value
+
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as error:
+            message = f"{node.value[:40]!r} is not a date that exists ({error})"
+            raise InvalidOrgFile([Problem(_line(node), "", message)]) from None
+
+
+Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
+Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_timestamp)
 
 
 def _index(node: Node, path: str, lines: dict[str, int], problems: list[Problem]) -> None:
@@ -138,7 +175,7 @@ def parse(text: str) -> Parsed:
     try:
         if problems := _event_problems(text):
             raise InvalidOrgFile(problems)
-        loader = yaml.SafeLoader(text)
+        loader = Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:

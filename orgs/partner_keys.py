@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from orgs import fields as org_fields
 from orgs.models import Org, PartnerApiKey
 from workspaces.bearer_secrets import hash_token
 from workspaces.events import record as record_event
@@ -34,7 +35,7 @@ from workspaces.models import EventType
 
 KEY_PREFIX = "mol_pk_live_"
 PREFIX_LENGTH = 16
-MAX_NAME_LENGTH = 100
+MAX_NAME_LENGTH = org_fields.MAX_CREDENTIAL_NAME
 MAX_RATE_LIMIT = 100_000
 WINDOW = timedelta(seconds=60)
 SCOPES = frozenset(PartnerApiKey.Scope.values)
@@ -62,10 +63,8 @@ def _clean(
     name: object, scopes: object, rate_limit: object, expires_at: datetime | None
 ) -> tuple[str, list[str], int]:
     errors: dict[str, list[str]] = {}
-    if not isinstance(name, str) or not name.strip():
-        errors["name"] = ["a name is required (the partner or the integration)"]
-    elif len(name.strip()) > MAX_NAME_LENGTH:
-        errors["name"] = [f"must be at most {MAX_NAME_LENGTH} characters"]
+    if why := org_fields.credential_name_problem(name):
+        errors["name"] = [why]
     if not isinstance(scopes, list | tuple | set | frozenset) or not all(
         isinstance(s, str) for s in scopes
     ):
@@ -82,8 +81,8 @@ def _clean(
         errors["rate_limit"] = [
             f"must be a whole number of requests per minute, 1 to {MAX_RATE_LIMIT}"
         ]
-    if expires_at is not None and expires_at <= timezone.now():
-        errors["expires_at"] = ["must be in the future"]
+    if why := org_fields.expires_at_problem(expires_at):
+        errors["expires_at"] = [why]
     if errors:
         raise ValidationError(errors)
     return str(name).strip(), sorted(set(scopes)), int(rate_limit)  # type: ignore[arg-type]

@@ -17,19 +17,18 @@ from collections import Counter
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
+from orgs import fields as org_fields
 from orgs.models import Backend, Org
 from workspaces import dispatch
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, Workspace
 
-MAX_SLUG = 64
-# Slugs that name pages under /orgs/ (orgs/urls.py: /orgs/import/), never an org.
-RESERVED_SLUGS = frozenset({"import"})
-MAX_NAME = 200
+MAX_SLUG = org_fields.MAX_SLUG
+RESERVED_SLUGS = org_fields.RESERVED_SLUGS
+MAX_NAME = org_fields.MAX_NAME
 
 
 class OrgNotFound(Exception):
@@ -46,25 +45,14 @@ def create_org(
     via: str = "api",
 ) -> Org:
     """Create an org; writes ORG_CREATED. ``ValidationError`` with field errors otherwise."""
-    errors: dict[str, list[str]] = {}
-    if not isinstance(slug, str) or not slug:
-        errors["slug"] = ["a slug is required"]
-    else:
-        try:
-            validate_slug(slug)
-        except ValidationError:
-            errors["slug"] = ["letters, digits, hyphens and underscores only"]
-        if len(slug) > MAX_SLUG:
-            errors["slug"] = [f"must be at most {MAX_SLUG} characters"]
-        if slug in RESERVED_SLUGS:
-            # /orgs/import/ is a page: an org by that name would have no org page.
-            errors["slug"] = [f"{slug!r} is reserved"]
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-        errors["name"] = [f"a name of 1 to {MAX_NAME} characters is required"]
-    if plan not in Org.Plan.values:
-        errors["plan"] = [f"must be one of: {', '.join(Org.Plan.values)}"]
-    if backend not in Backend.values:
-        errors["backend"] = [f"must be one of: {', '.join(Backend.values)}"]
+    # The rule every door shares (orgs/fields.py): the API, org import, the demo, parity.
+    checks = {
+        "slug": (org_fields.slug_problem, slug),
+        "name": (org_fields.name_problem, name),
+        "plan": (org_fields.plan_problem, plan),
+        "backend": (org_fields.backend_problem, backend),
+    }
+    errors = {field: [why] for field, (rule, value) in checks.items() if (why := rule(value))}
     if errors:
         raise ValidationError(errors)
     assert isinstance(slug, str) and isinstance(name, str)

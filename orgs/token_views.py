@@ -8,7 +8,6 @@ the session, and the response says ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -18,32 +17,50 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orgs import api_tokens
+from orgs import fields as org_fields
 from orgs.access import actable_orgs, actor, check_write, visible_orgs
+from orgs.forms import OrgChoiceField
 from orgs.models import Org, OrgApiToken
 
 
 class MintTokenForm(forms.Form):
-    org = forms.ModelChoiceField(queryset=Org.objects.none(), to_field_name="slug")
-    name = forms.CharField(max_length=api_tokens.MAX_NAME_LENGTH)
+    """The fields check nothing but their type: ``clean`` asks the rule every door shares
+    (orgs/fields.py), so this page answers like the API and the command."""
+
+    org = OrgChoiceField()
+    name = forms.CharField(
+        widget=forms.TextInput(attrs={"maxlength": org_fields.MAX_CREDENTIAL_NAME})
+    )
     expires_in_days = forms.IntegerField(
-        required=False, min_value=1, max_value=3650, label="Expires in (days, optional)"
+        required=False,
+        widget=forms.NumberInput(attrs={"min": 1, "max": org_fields.MAX_EXPIRY_DAYS}),
+        label="Expires in (days, optional)",
     )
 
     def __init__(self, *args: Any, orgs: QuerySet[Org], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["org"].queryset = orgs
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "name" in data and (why := org_fields.credential_name_problem(data["name"])):
+            self.add_error("name", why)
+        days = data.get("expires_in_days")
+        if days is not None and (why := org_fields.expires_in_days_problem(days)):
+            self.add_error("expires_in_days", why)
+        return data
+
 
 def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     org = request.GET.get("org") or ""
     rows = api_tokens.tokens_of(visible_orgs(request.user))
     if org:
-        rows = rows.filter(org__slug=org)
+        # A slug no org can have matches nothing (and PostgreSQL would refuse a NUL in it).
+        rows = rows.none() if org_fields.slug_problem(org) else rows.filter(org__slug=org)
     actable = set(actable_orgs(request.user).values_list("pk", flat=True))
     return {
         "tokens": [(token, token.org_id in actable) for token in rows],
@@ -77,7 +94,7 @@ def token_mint(request: HttpRequest) -> HttpResponse:
                 org=org,
                 name=form.cleaned_data["name"],
                 created_by=actor(request.user),
-                expires_at=timezone.now() + timedelta(days=days) if days else None,
+                expires_at=org_fields.expiry_in_days(days) if days else None,
             )
         except ValidationError as invalid:
             messages.error(request, f"Token not minted: {' '.join(invalid.messages)}")

@@ -3,19 +3,35 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import QuerySet
 
+from orgs.forms import OrgChoiceField
 from orgs.models import Org
 from workspaces import dispatch
 from workspaces.tiers import DEFAULT_TIER, TIER_CHOICES
 
 
+class TextField(forms.CharField):
+    """A text field that leaves every check to the shared rule, NUL included: Django's own
+    ("Null characters are not allowed.") would answer a NUL differently from the API."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, **kwargs)
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
+
+
 class NewWorkspaceForm(forms.Form):
-    org = forms.ModelChoiceField(queryset=Org.objects.none(), to_field_name="slug")
-    name = forms.CharField(max_length=200)
-    role = forms.CharField(max_length=200, required=False)
+    """The dashboard's create form. Like the edit form, its text fields check nothing
+    themselves: ``clean`` asks the rule every door shares (``workspaces.fields``)."""
+
+    org = OrgChoiceField()
+    name = TextField(widget=forms.TextInput(attrs={"maxlength": 200}))
+    role = TextField(widget=forms.TextInput(attrs={"maxlength": 200}))
     tier = forms.TypedChoiceField(choices=TIER_CHOICES, coerce=int, initial=DEFAULT_TIER)
-    runtime = forms.CharField(max_length=64, initial="langgraph")
+    runtime = TextField(initial="langgraph", widget=forms.TextInput(attrs={"maxlength": 64}))
 
     def __init__(self, *args: Any, orgs: QuerySet[Org], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -39,12 +55,11 @@ class EditWorkspaceForm(forms.Form):
     admin and the command.
     """
 
-    name = forms.CharField(required=False, widget=forms.TextInput(attrs={"maxlength": 200}))
-    role = forms.CharField(required=False, widget=forms.TextInput(attrs={"maxlength": 200}))
+    name = TextField(widget=forms.TextInput(attrs={"maxlength": 200}))
+    role = TextField(widget=forms.TextInput(attrs={"maxlength": 200}))
     tier = forms.IntegerField(widget=forms.Select(choices=TIER_CHOICES))
-    runtime = forms.CharField(required=False, widget=forms.TextInput(attrs={"maxlength": 64}))
-    workspace_dir = forms.CharField(
-        required=False,
+    runtime = TextField(widget=forms.TextInput(attrs={"maxlength": 64}))
+    workspace_dir = TextField(
         widget=forms.TextInput(attrs={"maxlength": 500}),
         help_text="Empty: the backend's default.",
     )

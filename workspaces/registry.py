@@ -2,21 +2,21 @@
 
 Authenticated by the workspace token (``Authorization: Bearer …``) that dispatch minted when it
 started this instance; a token authorizes only its own workspace. Every authentication failure
-gets the same 401 body so ids and tokens cannot be probed.
+gets the same 401 body so ids and tokens cannot be probed. Every answer is JSON, a refusal a
+400 with the field and why (each field's rule is in ``workspaces.fields.REPORT``), and nothing is
+written for a refused report.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
-from workspaces import heartbeats
+from workspaces import fields, heartbeats
 from workspaces.bearer_secrets import hash_token
 
 MAX_BODY = 64 * 1024
@@ -28,39 +28,45 @@ class BadRequest(Exception):
 
 
 def _body(request: HttpRequest) -> tuple[uuid.UUID, str, dict[str, Any]]:
+    """The body as JSON (the parser every JSON door shares: bounded nesting, no NaN or
+    Infinity), the workspace id and the bearer token. Nothing is written before this passes."""
     if len(request.body) > MAX_BODY:
         raise BadRequest(f"body larger than {MAX_BODY} bytes")
     try:
-        data = json.loads(request.body or b"{}")
-    except ValueError as error:
-        raise BadRequest(f"body is not JSON: {error}") from error
+        data = fields.json_body(request.body or b"{}")
+    except fields.InvalidJson as error:
+        raise BadRequest(f"body is not JSON: {error}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    workspace_id = data.get("workspace_id")
     try:
-        workspace_id = uuid.UUID(str(data.get("workspace_id")))
-    except ValueError as error:
-        raise BadRequest("workspace_id must be a UUID") from error
+        if not isinstance(workspace_id, str):
+            raise ValueError
+        workspace_id = uuid.UUID(workspace_id)
+    except ValueError:
+        raise BadRequest("workspace_id must be a UUID") from None
     auth = request.headers.get("Authorization", "")
     token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
     return workspace_id, token, data
 
 
-def _number(data: dict[str, Any], key: str, kind: type, low: float, high: float) -> Any:
-    value = data.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRequest(f"{key} must be a number")
-    if kind is int and value != int(value):
-        raise BadRequest(f"{key} must be a whole number")
-    if not low <= value <= high:
-        raise BadRequest(f"{key} must be between {low:g} and {high:g}")
-    return kind(value)
+def _field(data: dict[str, Any], key: str, default: Any) -> Any:
+    """One reported field, checked by its rule in ``workspaces.fields.REPORT``."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if why := fields.REPORT[key](value):
+        raise BadRequest(f"{key} {why}")
+    return value
 
 
 def _text(data: dict[str, Any], key: str, limit: int) -> str:
-    value = data.get(key) or ""
-    if not isinstance(value, str):
-        raise BadRequest(f"{key} must be a string")
-    return value[:limit]
+    # Longer text is cut to its column: an agent's chatty error sample is no reason to refuse.
+    return str(_field(data, key, ""))[:limit]
+
+
+def _number(data: dict[str, Any], key: str, kind: type) -> Any:
+    return kind(_field(data, key, 0))
 
 
 def _answer(call: Any) -> JsonResponse:
@@ -77,35 +83,44 @@ def _answer(call: Any) -> JsonResponse:
     )
 
 
+def _not_post(request: HttpRequest) -> JsonResponse | None:
+    if request.method == "POST":
+        return None
+    response = JsonResponse({"error": f"method {request.method} not allowed; use POST"}, status=405)
+    response["Allow"] = "POST"
+    return response
+
+
 @csrf_exempt
-@require_POST
 def register(request: HttpRequest) -> JsonResponse:
+    if refused := _not_post(request):
+        return refused
+
     def call() -> Any:
         workspace_id, token, data = _body(request)
-        card = data.get("agent_card") or {}
-        if not isinstance(card, dict):
-            raise BadRequest("agent_card must be an object")
         return heartbeats.register(
             workspace_id=workspace_id,
             token_hash=hash_token(token),
-            url=_text(data, "url", 500),
-            agent_card=card,
+            url=_text(data, "url", fields.MAX_URL),
+            agent_card=_field(data, "agent_card", {}),
         )
 
     return _answer(call)
 
 
 @csrf_exempt
-@require_POST
 def heartbeat(request: HttpRequest) -> JsonResponse:
+    if refused := _not_post(request):
+        return refused
+
     def call() -> Any:
         workspace_id, token, data = _body(request)
         report = heartbeats.Report(
-            error_rate=_number(data, "error_rate", float, 0, 1),
-            sample_error=_text(data, "sample_error", 2000),
-            active_tasks=_number(data, "active_tasks", int, 0, 1_000_000),
-            uptime_seconds=_number(data, "uptime_seconds", int, 0, 10**10),
-            current_task=_text(data, "current_task", 500),
+            error_rate=_number(data, "error_rate", float),
+            sample_error=_text(data, "sample_error", fields.MAX_SAMPLE_ERROR),
+            active_tasks=_number(data, "active_tasks", int),
+            uptime_seconds=_number(data, "uptime_seconds", int),
+            current_task=_text(data, "current_task", fields.MAX_CURRENT_TASK),
         )
         return heartbeats.heartbeat(
             workspace_id=workspace_id, token_hash=hash_token(token), report=report

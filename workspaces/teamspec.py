@@ -29,9 +29,26 @@ def node_problems(node: object, path: str) -> list[tuple[str, str]]:
     return problems
 
 
+def size_problem(children: object) -> str | None:
+    """More than ``fields.MAX_TEAM`` workspaces in these nodes and all below them: the one cap
+    for an org import's tree and a lead's team spec. Counted without recursion."""
+    total, stack = 0, [children]
+    while stack:
+        nodes = stack.pop()
+        if not isinstance(nodes, list):
+            continue
+        total += len(nodes)
+        stack += [node.get("children") for node in nodes if isinstance(node, dict)]
+    if total > fields.MAX_TEAM:
+        return f"{total} workspaces; one import or team spec creates at most {fields.MAX_TEAM}"
+    return None
+
+
 def children_problems(children: object, path: str = "children") -> list[tuple[str, str]]:
     if not isinstance(children, list):
         return [(path, "must be a list")]
+    if why := size_problem(children):
+        return [(path, why)]
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     for index, child in enumerate(children):

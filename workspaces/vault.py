@@ -32,7 +32,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from workspaces import envnames
+from workspaces import envnames, fields
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, TeamSecret, Workspace, WorkspaceSecret
@@ -197,6 +197,8 @@ def value_problem(value: object) -> str | None:
     """Why ``value`` cannot be a secret's value, or None. Never quotes the value."""
     if not isinstance(value, str):
         return "must be a string"
+    if fields.SURROGATE.search(value):
+        return fields.SURROGATE_PROBLEM
     if "\x00" in value:
         return "must not contain a NUL character (environment values cannot hold one)"
     if len(value.encode()) > MAX_VALUE_BYTES:
@@ -228,11 +230,23 @@ def _locked_workspace(workspace_id: Any) -> Workspace:
 def set_secret(
     *, workspace_id: Any, key: str, value: str, actor: str, origin: str = ""
 ) -> WorkspaceSecret:
-    """Create or replace one secret; writes SECRET_SET with the key (never the value).
+    """Create or replace one secret; see :func:`put_secret`."""
+    secret, _created = put_secret(
+        workspace_id=workspace_id, key=key, value=value, actor=actor, origin=origin
+    )
+    return secret
 
-    The running agent keeps its environment: the value reaches it at its next start (restart,
-    resume, or any provision). ``ValidationError`` (with ``key``/``value`` field errors) for a
-    bad name or value; ``Refused`` for a removed workspace.
+
+def put_secret(
+    *, workspace_id: Any, key: str, value: str, actor: str, origin: str = ""
+) -> tuple[WorkspaceSecret, bool]:
+    """Create or replace one secret; returns it and whether this call created it.
+
+    Writes SECRET_SET with the key (never the value). Whether it created the row is decided
+    under the workspace's row lock, so of several concurrent first writes of one key exactly one
+    says created. The running agent keeps its environment: the value reaches it at its next
+    start (restart, resume, or any provision). ``ValidationError`` (with ``key``/``value`` field
+    errors) for a bad name or value; ``Refused`` for a removed workspace.
     """
     _validate(key, value)
     with transaction.atomic():
@@ -247,7 +261,7 @@ def set_secret(
             actor=actor,
             payload={"key": key, "created": created, **({"origin": origin} if origin else {})},
         )
-        return secret
+        return secret, created
 
 
 def delete_secret(*, workspace_id: Any, key: str, actor: str) -> None:
@@ -257,7 +271,9 @@ def delete_secret(*, workspace_id: Any, key: str, actor: str) -> None:
     """
     with transaction.atomic():
         workspace = Workspace.objects.select_for_update().get(pk=workspace_id)
-        deleted, _ = WorkspaceSecret.objects.filter(workspace=workspace, key=key).delete()
+        # No stored key holds a NUL (and PostgreSQL would refuse one even in the query).
+        found = WorkspaceSecret.objects.filter(workspace=workspace, key=key)
+        deleted, _ = (0, None) if fields.unstorable(str(key)) else found.delete()
         if not deleted:
             raise SecretNotFound(f"Workspace {workspace.name!r} has no secret {key!r}.")
         record_event(

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orgs.access import actable_orgs, actor, can_act, check_write
+from orgs.fields import slug_problem
 from orgs.models import Org
 from workspaces import dispatch, lifecycle, selectors, vault
 from workspaces.forms import EditWorkspaceForm, NewWorkspaceForm
@@ -41,7 +42,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def workspace_create(request: HttpRequest) -> HttpResponse:
-    if target := Org.objects.filter(slug=request.POST.get("org", "")).first():
+    slug = request.POST.get("org", "")
+    # A value no slug can be (a NUL: PostgreSQL refuses it even in a query) is the form's to refuse.
+    if not slug_problem(slug) and (target := Org.objects.filter(slug=slug).first()):
         # Like every other write: another org's slug is 404, a viewer's own org 403.
         check_write(request.user, target.pk)
     form = NewWorkspaceForm(request.POST, orgs=actable_orgs(request.user))

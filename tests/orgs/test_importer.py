@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from orgs import importer, orgfile
 from orgs.importer import InvalidOrgFile, import_org
 from orgs.models import Org, OrgMembership, Team
-from workspaces import dispatch, vault
+from workspaces import dispatch, fields, vault
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -379,9 +379,12 @@ def test_a_backend_this_console_does_not_run_is_refused(settings: Any) -> None:
 
 
 def test_too_many_workspaces_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importer, "MAX_WORKSPACES", 3)
+    # The one cap for an import's tree and a team spec (workspaces/fields.py).
+    monkeypatch.setattr(fields, "MAX_TEAM", 3)
     text = MINIMAL + "    children: [{name: A}, {name: B}, {name: C}]\n"
-    assert problems_of(text) == ["line 3: workspaces: 4 workspaces; one import creates at most 3"]
+    assert problems_of(text) == [
+        "line 3: workspaces: 4 workspaces; one import or team spec creates at most 3"
+    ]
 
 
 def test_a_tree_nested_too_deeply_is_refused_before_it_is_built() -> None:

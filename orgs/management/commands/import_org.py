@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orgs import fields as org_fields
 from orgs import importer
 from orgs.models import Org
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         text, source = self._read(file)
         into = None
         if org is not None:
-            into = Org.objects.filter(slug=org).first()
+            into = None if org_fields.slug_problem(org) else Org.objects.filter(slug=org).first()
             if into is None:
                 raise CommandError(f"No org has the slug {org!r}; leave out --org to create it.")
         try:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from orgs import partner_keys
-from orgs.management.commands.token import cli_actor
-from orgs.models import Org, PartnerApiKey
+from orgs.management.commands.token import ID, cli_actor, expiry, find_org
+from orgs.models import PartnerApiKey
+from workspaces.fields import unstorable
 
 
 class Command(BaseCommand):
@@ -50,22 +49,14 @@ class Command(BaseCommand):
         expires_in_days: int | None,
         **_: Any,
     ) -> None:
-        bound = None
-        if org:
-            bound = Org.objects.filter(slug=org).first()
-            if bound is None:
-                raise CommandError(f"No org has the slug {org!r}.")
-        if expires_in_days is not None and expires_in_days < 1:
-            raise CommandError("--expires-in-days must be 1 or more.")
+        bound = find_org(org) if org else None
         try:
             minted = partner_keys.mint(
                 name=name,
                 scopes=scopes,
                 org=bound,
                 rate_limit=rate_limit,
-                expires_at=timezone.now() + timedelta(days=expires_in_days)
-                if expires_in_days
-                else None,
+                expires_at=expiry(expires_in_days),
                 created_by=cli_actor(),
             )
         except ValidationError as invalid:
@@ -86,8 +77,9 @@ class Command(BaseCommand):
 
     def revoke(self, *, key: str, **_: Any) -> None:
         rows = PartnerApiKey.objects.filter(revoked_at__isnull=True)
-        matches = list(rows.filter(pk=int(key))) if key.isdigit() else []
-        matches = matches or list(rows.filter(prefix=key))
+        matches = list(rows.filter(pk=int(key))) if ID.match(key) else []
+        if not matches and not unstorable(key):
+            matches = list(rows.filter(prefix=key))
         if len(matches) != 1:
             raise CommandError(
                 f"{key!r} matches {len(matches)} live keys; use the id (`partner_key list`)."

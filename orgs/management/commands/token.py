@@ -4,26 +4,41 @@ from __future__ import annotations
 
 import getpass
 import json
-from datetime import timedelta
+import re
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from orgs import api_tokens
+from orgs import fields as org_fields
 from orgs.models import Org, OrgApiToken
+from workspaces.fields import unstorable
+
+# A row id as `token list` shows it ("²".isdigit() is true too).
+ID = re.compile(r"^[0-9]{1,18}\Z")
 
 
 def cli_actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _org(slug: str) -> Org:
-    try:
-        return Org.objects.get(slug=slug)
-    except Org.DoesNotExist:
-        raise CommandError(f"No org has the slug {slug!r}.") from None
+def find_org(slug: str) -> Org:
+    """The org with this slug, or a ``CommandError`` saying there is none."""
+    org = None if org_fields.slug_problem(slug) else Org.objects.filter(slug=slug).first()
+    if org is None:
+        raise CommandError(f"No org has the slug {slug!r}.")
+    return org
+
+
+def expiry(days: int | None) -> datetime | None:
+    """``--expires-in-days`` by the rule every door shares (orgs/fields.py)."""
+    if days is None:
+        return None
+    if why := org_fields.expires_in_days_problem(days):
+        raise CommandError(f"--expires-in-days {why}.")
+    return org_fields.expiry_in_days(days)
 
 
 class Command(BaseCommand):
@@ -49,12 +64,10 @@ class Command(BaseCommand):
         getattr(self, action)(**options)
 
     def mint(self, *, org: str, name: str, expires_in_days: int | None, **_: Any) -> None:
-        if expires_in_days is not None and expires_in_days < 1:
-            raise CommandError("--expires-in-days must be 1 or more.")
-        expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+        expires_at = expiry(expires_in_days)
         try:
             minted = api_tokens.mint(
-                org=_org(org), name=name, created_by=cli_actor(), expires_at=expires_at
+                org=find_org(org), name=name, created_by=cli_actor(), expires_at=expires_at
             )
         except ValidationError as invalid:
             raise CommandError(" ".join(invalid.messages)) from None
@@ -64,7 +77,7 @@ class Command(BaseCommand):
         self.stdout.write(minted.plaintext)
 
     def list(self, *, org: str | None, include_revoked: bool, as_json: bool, **_: Any) -> None:
-        orgs = Org.objects.filter(pk=_org(org).pk) if org else Org.objects.all()
+        orgs = Org.objects.filter(pk=find_org(org).pk) if org else Org.objects.all()
         rows = api_tokens.tokens_of(orgs, include_revoked=include_revoked)
         if as_json:
             self.stdout.write(json.dumps([api_tokens.as_dict(t) for t in rows], indent=2))
@@ -83,9 +96,10 @@ class Command(BaseCommand):
     def revoke(self, *, token: str, org: str | None, **_: Any) -> None:
         rows = OrgApiToken.objects.select_related("org").filter(revoked_at__isnull=True)
         if org:
-            rows = rows.filter(org=_org(org))
-        matches = list(rows.filter(pk=int(token))) if token.isdigit() else []
-        matches = matches or list(rows.filter(prefix=token))
+            rows = rows.filter(org=find_org(org))
+        matches = list(rows.filter(pk=int(token))) if ID.match(token) else []
+        if not matches and not unstorable(token):
+            matches = list(rows.filter(prefix=token))
         if not matches:
             raise CommandError(f"No live token has the id or prefix {token!r}.")
         if len(matches) > 1:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orgs import fields as org_fields
 from orgs.importer import import_org
 from orgs.models import Backend, Org
 from orgs.orgfile import InvalidOrgFile
@@ -45,6 +46,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, org: str, backend: str, wait: float, **options: Any) -> None:
+        if why := org_fields.slug_problem(org):
+            # The rule org import applies too; checked first, since the lookup below takes it.
+            raise CommandError(f"Cannot create the demo org: --org {why}.")
         existing = Org.objects.filter(slug=org).first()
         if existing and existing.workspaces.exclude(status=Status.REMOVED).exists():
             self.stdout.write(f"The {org} org already has workspaces; nothing created.")

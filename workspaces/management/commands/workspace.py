@@ -10,8 +10,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orgs.models import Org
+from orgs.management.commands.token import find_org
 from workspaces import dispatch
+from workspaces.fields import unstorable
 from workspaces.lifecycle import Refused
 from workspaces.models import Status, Workspace
 from workspaces.selectors import workspace_as_dict
@@ -25,7 +26,9 @@ def find_workspace(ref: str, *, org: str | None = None) -> Workspace:
     """A workspace by full id, id prefix (4+ characters) or name; refuses ambiguity."""
     rows = Workspace.objects.select_related("org")
     if org:
-        rows = rows.filter(org__slug=org)
+        rows = rows.filter(org=find_org(org))
+    if unstorable(ref):  # no name holds a NUL, and PostgreSQL would refuse one in the query
+        raise CommandError(f"No workspace is called {ref!r}; see `manage.py workspace list`.")
     try:
         return rows.get(pk=uuid.UUID(ref))
     except ValueError:
@@ -120,9 +123,7 @@ class Command(BaseCommand):
     ) -> None:
         rows = Workspace.objects.select_related("org").order_by("org__slug", "created_at")
         if org:
-            if not Org.objects.filter(slug=org).exists():
-                raise CommandError(f"No org has the slug {org!r}.")
-            rows = rows.filter(org__slug=org)
+            rows = rows.filter(org=find_org(org))
         if status:
             rows = rows.filter(status=status)
         elif not include_removed:
@@ -148,10 +149,7 @@ class Command(BaseCommand):
         parent: str | None,
         **_: Any,
     ) -> None:
-        try:
-            org_row = Org.objects.get(slug=org)
-        except Org.DoesNotExist:
-            raise CommandError(f"No org has the slug {org!r}.") from None
+        org_row = find_org(org)
         parent_row = find_workspace(parent, org=org) if parent else None
         try:
             workspace = dispatch.create_workspace(
