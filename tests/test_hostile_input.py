@@ -18,8 +18,9 @@ is pinned in tests/api/test_bad_input.py, tests/orgs/test_bad_input.py and
 tests/workspaces/test_registry_bad_input.py.
 
 Budget: ``EXAMPLES`` per door, no deadline (PostgreSQL's latency is not the property); the whole
-module runs in well under a minute. Hypothesis keeps no example database (nothing is written
-into the checkout); a failure prints the example and a blob to reproduce it with.
+module runs in well under a minute. Hypothesis keeps no example database and its caches go under
+var/ (nothing is written into the checkout); a failure prints the example and a blob to
+reproduce it with.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from orgs.models import Org
 from tests.support.keys import ADMIN_TOKEN
@@ -43,6 +46,9 @@ from workspaces import bearer_secrets, dispatch, vault
 from workspaces.models import Status, Workspace
 
 pytestmark = pytest.mark.django_db
+
+# Hypothesis's caches (Unicode tables, constants) under var/, never in the checkout.
+set_hypothesis_home_dir(django_settings.VAR_DIR / "hypothesis")
 
 # HOSTILE_EXAMPLES=500 for a longer hunt than CI's.
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "25"))
