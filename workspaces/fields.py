@@ -258,7 +258,7 @@ MAX_CURRENT_TASK = 500
 MAX_SAMPLE_ERROR = 2000
 
 
-def number_problem(value: object, *, low: float, high: float, whole: bool) -> str | None:
+def number_problem(value: object, *, low: int, high: int, whole: bool) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "must be a number"
     if isinstance(value, float) and not math.isfinite(value):
@@ -266,7 +266,7 @@ def number_problem(value: object, *, low: float, high: float, whole: bool) -> st
     if whole and value != int(value):
         return "must be a whole number"
     if not low <= value <= high:
-        return f"must be between {low:g} and {high:g}"
+        return f"must be between {low} and {high}"
     return None
 
 
