@@ -81,7 +81,7 @@ class OrgForm(forms.ModelForm):
 
     class Meta:
         model = Org
-        fields = ("slug", "name", "plan", "backend", "status", "required_env")
+        fields = ("slug", "name", "plan", "backend", "status", "required_env", "privileged_tiers")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -105,6 +105,10 @@ class OrgAdmin(OrgScopedAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Trusting an org with tiers that reach the host is the operator's call, never its own.
+        return () if request.user.is_superuser else ("privileged_tiers",)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Orgs are archived (their history stays), never deleted by a tenant's own staff.

@@ -194,6 +194,30 @@ def _tree_problems(nodes: object, into: Org | None) -> list[tuple[str, str]]:
     return problems
 
 
+def _tier_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str]]:
+    """Tiers above what the org may use on its backend (dispatch's tier policy)."""
+    nodes, defaults = data.get("workspaces"), data.get("defaults")
+    if not isinstance(nodes, list) or not isinstance(defaults or {}, dict):
+        return []  # reported by the other checks
+    backend = into.backend if into else data.get("backend", Backend.LOCAL)
+    # A new org is not trusted with privileged tiers: an operator allows them afterwards.
+    org = into or Org(slug=str(data.get("slug", "")), backend=str(backend))
+    default = (defaults or {}).get("tier", 2)
+    problems = []
+    stack = [(f"workspaces[{n}]", node) for n, node in enumerate(nodes)]
+    while stack:
+        path, node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        tier = node.get("tier", default)
+        if why := dispatch.tier_refusal(org, str(backend), tier):
+            problems.append((f"{path}.tier" if "tier" in node else "defaults.tier", why))
+        children = node.get("children") or []
+        if isinstance(children, list):
+            stack += [(f"{path}.children[{n}]", child) for n, child in enumerate(children)]
+    return problems
+
+
 def validate(
     text: str, *, into: Org | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[Parsed, Plan]:
@@ -210,6 +234,8 @@ def validate(
     found += _defaults_problems(data.get("defaults", {}))
     found += _env_problems(data.get("required_env", []), env or {})
     found += _tree_problems(data.get("workspaces"), into)
+    if not found:
+        found += _tier_problems(data, into)
     if found:
         raise InvalidOrgFile([Problem(parsed.line_of(path), path, msg) for path, msg in found])
     return parsed, Plan(

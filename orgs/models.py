@@ -46,6 +46,14 @@ class Org(models.Model):
     # Environment variables every agent of the org needs (org import's ``required_env``): team
     # expand refuses to start a member without them rather than start it broken.
     required_env = models.JSONField(default=list, blank=True)
+    # Tiers that give an agent the host (docker's T3 is privileged with the host's PIDs, T4 holds
+    # the engine's socket) are refused for the org's workspaces until an operator (a superuser)
+    # trusts the org with them: a tenant's token must never reach the host on its own.
+    privileged_tiers = models.BooleanField(
+        default=False,
+        help_text="Allow tiers that reach the host on this org's backend (docker: T3, T4). "
+        "Only for orgs whose agents you trust with root on the host.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="OrgMembership", related_name="orgs"

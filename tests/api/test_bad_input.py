@@ -24,6 +24,7 @@ from orgs.models import Org, OrgApiToken, PartnerApiKey
 from tests.support.keys import Api
 from tests.support.rows import MakeWorkspace
 from workspaces import vault
+from workspaces.bearer_secrets import hash_token
 from workspaces.models import StructureEvent, Workspace, WorkspaceSecret
 
 pytestmark = pytest.mark.django_db
@@ -233,17 +234,28 @@ def test_a_token_stored_with_year_10000_is_listed_and_revoked_everywhere_after_m
 ) -> None:
     """The row as the bug left it (before the bound): stored by the previous schema, repaired by
     the migration, then listed by the API, the page, the admin and the command, and revoked."""
+    before = [("orgs", "0004_org_required_env")]
     executor = MigrationExecutor(connection)
-    executor.migrate([("orgs", "0004_org_required_env")])
-    org = Org.objects.create(slug="acme", name="Acme")
-    token = api_tokens.mint(org=org, name="far", created_by="test")
+    executor.migrate(before)
+    # Rows written with the models of that schema (today's have columns it lacks).
+    old = executor.loader.project_state(before).apps
+    org = old.get_model("orgs", "Org").objects.create(slug="acme", name="Acme")
+    plaintext = "far-token-" + "x" * 33
+    old_token = old.get_model("orgs", "OrgApiToken").objects.create(
+        org=org,
+        name="far",
+        prefix=plaintext[:8],
+        token_hash=hash_token(plaintext),
+        created_by="test",
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE orgs_orgapitoken SET expires_at = %s::timestamptz WHERE id = %s",
-            ["9999-12-31T23:59:59-01:00", token.token.pk],
+            ["9999-12-31T23:59:59-01:00", old_token.pk],
         )
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+    token = api_tokens.Minted(token=OrgApiToken.objects.get(pk=old_token.pk), plaintext=plaintext)
 
     api_client = Api(token.plaintext, Client())
     listed = api_client.get("orgs/acme/tokens")

@@ -12,6 +12,7 @@ import threading
 from typing import ClassVar
 
 from workspaces.backends.base import Backend, BackendError, Instance, InstanceSpec
+from workspaces.backends.docker import DockerBackend
 
 _ids = itertools.count(1)
 
@@ -72,6 +73,8 @@ class LocalRecording(RecordingBackend):
 
 class DockerRecording(RecordingBackend):
     name = "docker"
+    # What the real backend declares about its isolation, so dispatch's tier policy holds here.
+    max_tenant_tier = DockerBackend.max_tenant_tier
 
 
 class ControlplaneRecording(RecordingBackend):

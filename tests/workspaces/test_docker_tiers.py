@@ -38,7 +38,9 @@ PYTEST_PID = os.getpid()
 @pytest.fixture
 def docker_org(org: Any, docker_fleet: Engine) -> Any:
     org.backend = "docker"
-    org.save(update_fields=["backend"])
+    # These tests check what T3 and T4 grant: an operator has trusted this org with them.
+    org.privileged_tiers = True
+    org.save(update_fields=["backend", "privileged_tiers"])
     return org
 
 

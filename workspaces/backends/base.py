@@ -122,6 +122,10 @@ class Backend:
     # container on a bridge network comes in through the network's gateway): a registry served
     # for them must then listen on every address, not only on 127.0.0.1.
     agents_call_in_from_outside_loopback: ClassVar[bool] = False
+    # The highest tier whose instance stays inside this backend's isolation. Tiers above it reach
+    # the host (privileges, host namespaces, the engine's socket): dispatch refuses them unless
+    # an operator trusted the org with them (Org.privileged_tiers).
+    max_tenant_tier: ClassVar[int] = 4
 
     def start(self, spec: InstanceSpec) -> Instance:
         """Start the agent for ``spec`` and return the new instance.

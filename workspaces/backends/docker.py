@@ -89,6 +89,9 @@ class DockerBackend(Backend):
         **at_parity(*LIFECYCLE_ROWS, "tier_1", "tier_2", "tier_3", "tier_4"),
     }
     agents_call_in_from_outside_loopback = True  # through molecule-net's gateway
+    # T3 runs privileged in the host's PID namespace and T4 holds the engine's socket: both are
+    # root on the host, so they are for trusted orgs only.
+    max_tenant_tier = 2
 
     def __init__(self) -> None:
         self.base_url: str = settings.MOLECULE_DOCKER_HOST or "unix:///var/run/docker.sock"

@@ -43,6 +43,7 @@ from workspaces.dispatch.sweeps import (
     reconcile_sweep,
 )
 from workspaces.dispatch.teams import collapse_team, expand_team, move_workspace
+from workspaces.dispatch.tier_policy import tier_limit, tier_refusal
 from workspaces.dispatch.verbs import (
     console,
     create_workspace,
@@ -87,6 +88,8 @@ __all__ = [
     "restart",
     "resume",
     "stop",
+    "tier_limit",
+    "tier_refusal",
 ]
 
 # Adapters (pages, admin, commands, API) look verbs up here by name rather than each keeping a

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from workspaces import fields
 from workspaces.dispatch.core import VERB_LOCK_WAIT, locked
+from workspaces.dispatch.tier_policy import tier_refusal
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status
@@ -46,6 +47,10 @@ def edit_workspace(*, workspace_id: Any, actor: str, **changes: Any) -> dict[str
         workspace = locked(workspace_id, busy_after=VERB_LOCK_WAIT)
         if workspace.status == Status.REMOVED:
             raise Refused(f"Cannot edit workspace {workspace.name!r}: it is removed.")
+        if "tier" in changes and (
+            why := tier_refusal(workspace.org, workspace.backend, changes["tier"])
+        ):
+            raise ValidationError({"tier": [why]})
         changed = {
             field: [getattr(workspace, field), value]
             for field, value in changes.items()

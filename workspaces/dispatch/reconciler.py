@@ -32,6 +32,7 @@ from django.utils import timezone
 from workspaces import backends, bearer_secrets, lifecycle, vault
 from workspaces.backends import Backend, BackendError, Instance, InstanceSpec
 from workspaces.dispatch.core import RetryLater, console_tail, locked, recorded_instance
+from workspaces.dispatch.tier_policy import tier_refusal
 from workspaces.events import record as record_event
 from workspaces.models import EventType, Status, Workspace
 from workspaces.tiers import tier_settings
@@ -137,6 +138,9 @@ def _claim(workspace_id: Any, generation: int) -> Plan | str:
                 plan.spec = _spec(workspace, token)
             except vault.SecretsUnreadable as error:
                 plan.error = error  # recorded in phase 3: never start an agent without them
+            # Asked again at every start: a row from before the rule, or trust withdrawn since.
+            if why := tier_refusal(workspace.org, workspace.backend, workspace.tier):
+                plan.error = BackendError(f"Not started: {why}.", permanent=True)
             # The next agent's token is valid from now: it may register before phase 3 runs.
             workspace.token_hash = bearer_secrets.hash_token(token)
             fields.append("token_hash")

@@ -20,6 +20,7 @@ from workspaces.dispatch.core import (
     transition,
 )
 from workspaces.dispatch.team_rows import drop_teams, ensure_team
+from workspaces.dispatch.tier_policy import tier_refusal
 from workspaces.dispatch.verbs import create_workspace
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
@@ -47,7 +48,14 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
         children = (lead.spec or {}).get("children") or []
         if not children:
             raise InvalidRequest(f"Workspace {lead.name!r} has no children in its team spec.")
-        if problems := teamspec.children_problems(children):
+        problems = teamspec.children_problems(children)
+        problems += [
+            (f"children[{index}].tier", why)
+            for index, node in enumerate(children)
+            if isinstance(node, dict)
+            and (why := tier_refusal(lead.org, lead.org.backend, node.get("tier", 2)))
+        ]
+        if problems:
             listing = "; ".join(f"{path}: {message}" for path, message in problems)
             raise InvalidRequest(f"The team spec of {lead.name!r} is invalid: {listing}")
         created, restored, dropped = [], {}, []

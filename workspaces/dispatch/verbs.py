@@ -24,6 +24,7 @@ from workspaces.dispatch.core import (
     transition,
 )
 from workspaces.dispatch.team_rows import ensure_team
+from workspaces.dispatch.tier_policy import tier_refusal
 from workspaces.models import Status, Workspace
 
 
@@ -73,6 +74,8 @@ def create_workspace(
     given |= {"workspace_dir": workspace_dir, "spec": spec or {}}
     if errors := fields.problems(given):
         raise ValidationError(errors)
+    if why := tier_refusal(org, org.backend, tier):
+        raise ValidationError({"tier": [why]})
     name = name.strip()
     if parent is not None and parent.org_id != org.pk:
         raise InvalidRequest(
