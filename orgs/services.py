@@ -43,8 +43,13 @@ def create_org(
     plan: object = Org.Plan.FREE,
     backend: object = Backend.LOCAL,
     via: str = "api",
+    privileged_tiers: bool = False,
 ) -> Org:
-    """Create an org; writes ORG_CREATED. ``ValidationError`` with field errors otherwise."""
+    """Create an org; writes ORG_CREATED. ``ValidationError`` with field errors otherwise.
+
+    ``privileged_tiers`` is the operator's trust (``Org.privileged_tiers``): no tenant-facing
+    door passes it; the parity check's scratch orgs do, to verify what T3 and T4 grant.
+    """
     # The rule every door shares (orgs/fields.py): the API, org import, the demo, parity.
     checks = {
         "slug": (org_fields.slug_problem, slug),
@@ -62,14 +67,25 @@ def create_org(
             raise taken
         try:
             with transaction.atomic():
-                org = Org.objects.create(slug=slug, name=name.strip(), plan=plan, backend=backend)
+                org = Org.objects.create(
+                    slug=slug,
+                    name=name.strip(),
+                    plan=plan,
+                    backend=backend,
+                    privileged_tiers=privileged_tiers,
+                )
         except IntegrityError:
             raise taken from None  # created by a concurrent request since the check above
         record_event(
             EventType.ORG_CREATED,
             org_id=org.pk,
             actor=actor,
-            payload={"slug": org.slug, "name": org.name, "via": via},
+            payload={
+                "slug": org.slug,
+                "name": org.name,
+                "via": via,
+                **({"privileged_tiers": True} if privileged_tiers else {}),
+            },
         )
         return org
 
