@@ -210,3 +210,15 @@ def test_a_poison_item_in_a_redis_queue_is_set_aside_with_its_reason(redis_url, 
     logged = [r.getMessage() for r in caplog.records if r.name == "molecule.broker"]
     assert len(logged) == 2
     assert all("Kept in the Redis list molecule.poison" in line for line in logged)
+
+
+def test_a_channel_closing_after_its_connection_was_released_gets_a_connection_error(redis_url):
+    # What a worker does when Redis goes away: kombu's Connection.collect() lets go of the
+    # transport's client, then closing the channel tries to put back its unacknowledged
+    # messages. Stock kombu raised AttributeError there, and Celery stopped the whole worker
+    # ("Unrecoverable error"); a connection error is caught, and the worker reconnects.
+    with Connection(redis_url) as connection:
+        channel = connection.default_channel
+        connection.transport.client = None
+        with pytest.raises(redis.exceptions.ConnectionError):
+            channel._connparams()
