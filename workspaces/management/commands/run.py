@@ -2,30 +2,33 @@
 
 Migrates, makes sure there is an admin login, seeds the demo org on first start, then supervises
 a web server (gunicorn) and one Celery worker with embedded beat on the broker from settings
-(kombu's filesystem transport unless ``CELERY_BROKER_URL`` says otherwise). Ctrl-C stops both.
+(kombu's filesystem transport unless ``CELERY_BROKER_URL`` says otherwise), through
+``molecule.supervisor``: each runs in a process group of its own; one that dies is restarted
+with a back-off (1 s doubling to 30 s) and the other keeps running, so a crashed worker never
+takes the web server down (nor the reverse); a worker whose embedded beat died is restarted
+too. Ctrl-C or SIGTERM stops both, each whole process group (the worker's beat included).
 Workspace agents are left running on purpose: a console restart must not take the fleet down;
 the sweeps find them again when the console is back.
 
 Logs go to stderr: Django's (unhandled errors with their traceback, the project's loggers; see
-``LOGGING`` in settings), gunicorn's access and error logs, and the worker's.
+``LOGGING`` in settings), the supervisor's (every exit with its status, every restart),
+gunicorn's access and error logs, and the worker's.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from molecule.supervisor import Child, Supervisor
 from orgs.models import Org
 
 # This process's standard error, as a file descriptor: what the children's logs are written to.
@@ -55,63 +58,83 @@ class Command(BaseCommand):
             ),
         }
         python = sys.executable
-        children = {
-            "worker": subprocess.Popen(
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "molecule",
-                    "worker",
-                    "--beat",
-                    "--loglevel",
-                    "INFO",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    str(options["concurrency"]),
-                    "--schedule",
-                    settings.CELERY_BEAT_SCHEDULE_FILENAME,
-                ],
-                env=env,
-            ),
-            "web": subprocess.Popen(
-                [
-                    python,
-                    "-m",
-                    "gunicorn",
-                    "molecule.wsgi",
-                    "--bind",
-                    f"{host}:{port}",
-                    "--workers",
-                    str(options["web_workers"]),
-                    "--threads",
-                    "4",
-                    "--graceful-timeout",
-                    "5",
-                    # Both logs on this console's stderr, beside Django's (settings.LOGGING):
-                    # gunicorn writes an access log named "-" to its stdout, hence stdout=STDERR.
-                    "--access-logfile",
-                    "-",
-                    "--error-logfile",
-                    "-",
-                    # Its control socket is one path per user (~/.gunicorn/gunicorn.ctl): a second
-                    # console on the machine, or the test suite's, would take it over.
-                    "--no-control-socket",
-                ],
-                env=env,
-                stdout=STDERR,
-            ),
-        }
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"\nMolecule console: http://{host}:{port}/\n"
-                f"Log in as {username} / {password}\n"
-                f"Admin: http://{host}:{port}/admin/   Ctrl-C stops the console.\n"
-            )
+        schedule = Path(settings.CELERY_BEAT_SCHEDULE_FILENAME)
+
+        def forget_schedule() -> None:
+            # Only when the worker's whole group is gone: beat's schedule (last run of each
+            # sweep) is a shelve, on Python 3.13 an SQLite file in WAL mode; one left by a beat
+            # killed mid-write can keep the next beat from opening it ("locking protocol"), and
+            # a worker whose beat died never sweeps. The sweeps simply run once more, at once.
+            for path in schedule.parent.glob(f"{schedule.name}*"):
+                path.unlink(missing_ok=True)
+
+        worker = Child(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "molecule",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "INFO",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(options["concurrency"]),
+                "--schedule",
+                str(schedule),
+            ],
+            env=env,
+            # The worker and its embedded beat: a worker left without its beat is restarted.
+            group_size=2,
+            before_start=forget_schedule,
         )
-        self._supervise(children)
+        web = Child(
+            "web server",
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "molecule.wsgi",
+                "--bind",
+                f"{host}:{port}",
+                "--workers",
+                str(options["web_workers"]),
+                "--threads",
+                "4",
+                "--graceful-timeout",
+                "5",
+                # Both logs on this console's stderr, beside Django's (settings.LOGGING):
+                # gunicorn writes an access log named "-" to its stdout, hence stdout=STDERR.
+                "--access-logfile",
+                "-",
+                "--error-logfile",
+                "-",
+                # Its control socket is one path per user (~/.gunicorn/gunicorn.ctl): a second
+                # console on the machine, or the test suite's, would take it over.
+                "--no-control-socket",
+            ],
+            env=env,
+            stdout=STDERR,
+        )
+        supervisor = Supervisor([worker, web])
+        supervisor.handle_signals()
+
+        def started() -> None:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nMolecule console: http://{host}:{port}/\n"
+                    f"Log in as {username} / {password}\n"
+                    f"Admin: http://{host}:{port}/admin/   Ctrl-C stops the console.\n"
+                )
+            )
+            self.stdout.flush()
+
+        supervisor.run(on_started=started)
+        self.stdout.write("Console stopped. Workspace agents keep running until stopped.")
 
     def _admin_login(self) -> tuple[str, str]:
         """The first superuser's login; created (and its password kept under var/) if none."""
@@ -125,33 +148,3 @@ class Command(BaseCommand):
         admin = users.objects.filter(is_superuser=True).order_by("pk").first()
         shown = secret.read_text().strip() if secret.exists() else "(the password you set)"
         return admin.get_username(), shown
-
-    def _supervise(self, children: dict[str, subprocess.Popen]) -> None:
-        stopping = False
-
-        def stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        failed = None
-        while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    failed, stopping = name, True
-            time.sleep(0.3)
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if failed:
-            raise CommandError(
-                f"The {failed} process exited (code {children[failed].returncode}); "
-                "the console stopped. See its output above."
-            )
-        self.stdout.write("Console stopped. Workspace agents keep running until stopped.")
