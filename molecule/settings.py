@@ -418,6 +418,9 @@ MOLECULE_ORPHAN_SWEEP_INTERVAL = _positive("MOLECULE_ORPHAN_SWEEP_INTERVAL", 60)
 # broker dropped it): the reconcile sweep queues it again.
 MOLECULE_RECONCILE_GRACE = _positive("MOLECULE_RECONCILE_GRACE", 30)
 MOLECULE_RECONCILE_SWEEP_INTERVAL = _positive("MOLECULE_RECONCILE_SWEEP_INTERVAL", 15)
+# How long a backend call's lease on its workspace lasts unless renewed (it is renewed every
+# third of that while the call runs): a worker that died mid-call holds the workspace that long.
+MOLECULE_RECONCILE_LEASE = _positive("MOLECULE_RECONCILE_LEASE", 30)
 
 # The controlplane backend (workspaces/backends/controlplane.py, docs/controlplane-api.md).
 MOLECULE_CONTROLPLANE_URL = env.str("MOLECULE_CONTROLPLANE_URL", default="http://127.0.0.1:9100")

@@ -7,9 +7,7 @@ agents as real processes, sweeps every second (``SWEEPS``). Verbs go through the
 Each test injects one fault, then waits until the world matches what the verbs asked for
 (``Stack.problems``: every workspace in the state its last verb asked for, exactly one agent per
 online workspace and none elsewhere, every verb in the event log exactly once). The bound is the
-test's own timeout; the time it took is printed in the session's convergence table. A test
-whose only remaining problem is a row held by a lease that outlived its backend call is marked
-xfail with the reason (``LEASE_BUG``, a known bug of dispatch reported with this suite).
+test's own timeout; the time it took is printed in the session's convergence table.
 """
 
 from __future__ import annotations

@@ -58,15 +58,9 @@ VERBS = {
 }
 LIVE = ("online", "degraded")
 
-# What ``problems()`` says of a row whose backend call's lease outlived the call, and why that is
-# a known bug (reported; workspaces/dispatch/ is not this suite's to change).
+# What ``problems()`` says of a row a backend call's lease still holds (for at most
+# MOLECULE_RECONCILE_LEASE after its worker died).
 LEASE_HELD = "a backend call's lease holds it"
-LEASE_BUG = (
-    "Known bug (workspaces/dispatch/reconciler.py): a lease whose backend call was cut short (its "
-    "worker killed between claim and record, or the database gone when it records and releases) "
-    "holds the row for LEASE (10 min): nothing checks its holder still runs, reconcile_sweep "
-    "skips leased rows, and a new verb's reconcile gives up after LEASE_WAIT and its retries."
-)
 
 # Sweeps every second, an agent heartbeat every half second: a fault is noticed within seconds.
 SWEEPS = {
@@ -76,6 +70,8 @@ SWEEPS = {
     "MOLECULE_HEALTH_SWEEP_INTERVAL": "1",
     "MOLECULE_RECONCILE_SWEEP_INTERVAL": "1",
     "MOLECULE_RECONCILE_GRACE": "3",
+    # A worker killed mid-call holds its workspace this long; then the reconcile sweep steps in.
+    "MOLECULE_RECONCILE_LEASE": "3",
     "MOLECULE_ORPHAN_SWEEP_INTERVAL": "1",
     "MOLECULE_ORPHAN_GRACE": "3",
     # Longer than any bound below: a workspace failed by it would hide what really happened.
@@ -406,9 +402,7 @@ class Stack:
     ) -> float:
         """Seconds from ``since`` (default now) until ``problems()`` is empty and ``healed()``
         (what the fault broke was replaced, e.g. a frozen agent that still looks fine) holds,
-        written into ``result``. Past the bound the test fails with what is still wrong, or is
-        marked xfail when all that is wrong is rows held by a lease that outlived its backend
-        call (``LEASE_BUG``)."""
+        written into ``result``. Past the bound the test fails with what is still wrong."""
         since = time.monotonic() if since is None else since
         while True:
             try:
@@ -423,25 +417,12 @@ class Stack:
                     result.seconds = took
                 return took
             elapsed = time.monotonic() - since
-            if elapsed > bound or (elapsed > bound / 2 and self._held_past(since + bound, left)):
+            if elapsed > bound:
                 break
             time.sleep(interval)
         elapsed = time.monotonic() - since
         said = f"not converged after {elapsed:.0f} s (bound {bound:g} s):\n  " + "\n  ".join(left)
-        if all(LEASE_HELD in problem for problem in left):
-            if result is not None:
-                result.note = f"XFAIL (lease bug): {'; '.join(left)}"
-            pytest.xfail(f"{LEASE_BUG}\n{said}")
         pytest.fail(f"{said}\n--- console log (end) ---\n{self.console.log()[-6000:]}")
-
-    def _held_past(self, deadline: float, left: list[str]) -> bool:
-        """Whether all that is wrong is rows held by leases that outlast ``deadline``: then
-        nothing can converge in time (unless something broke the lease, which nothing does)."""
-        if not left or not all(LEASE_HELD in problem for problem in left):
-            return False
-        remaining = deadline - time.monotonic()
-        leases = [row["lease_left"] for row in self.rows().values() if row["lease_owner"]]
-        return bool(leases) and min(leases) > remaining
 
     def clean_up(self) -> None:
         """Delete every workspace the tests made that is not removed yet; wait for it."""

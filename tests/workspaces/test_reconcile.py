@@ -275,3 +275,97 @@ def test_a_verb_is_recorded_and_answered_while_the_broker_is_down(
     with django_capture_on_commit_callbacks(execute=True):
         assert dispatch.reconcile_sweep(grace=60) == [str(workspace.pk)]
     assert Workspace.objects.get(pk=workspace.pk).instance_id in recording["local"].running
+
+
+@threaded
+def test_a_lease_is_renewed_while_a_long_backend_call_runs(
+    org: Org, hooks: Hooks, queued: list[tuple[str, int]], settings: Any
+) -> None:
+    settings.MOLECULE_RECONCILE_LEASE = 0.6  # renewed every 0.2 s
+    workspace = dispatch.create_workspace(org=org, name="PM", actor="test")
+    hooks.hold.clear()
+    thread = _in_thread(_reconcile(queued[0]))
+    try:
+        assert hooks.started.wait(20)
+        first = Workspace.objects.get(pk=workspace.pk).lease_until
+
+        def renewed() -> bool:
+            return Workspace.objects.get(pk=workspace.pk).lease_until > first
+
+        deadline = timezone.now() + timedelta(seconds=10)
+        while not renewed() and timezone.now() < deadline:
+            threading.Event().wait(0.1)
+        assert renewed(), "the lease was not renewed while the call ran"
+    finally:
+        hooks.hold.set()
+        thread.join()
+    workspace.refresh_from_db()
+    assert (workspace.lease_owner, workspace.lease_until) == ("", None)
+
+
+def test_recording_survives_a_short_database_outage(
+    org: Org,
+    recording: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.db import OperationalError
+
+    from workspaces.dispatch import reconciler
+
+    with django_capture_on_commit_callbacks(execute=False):
+        workspace = dispatch.create_workspace(org=org, name="PM", actor="test")
+    real, failures = reconciler._record, [OperationalError("the server closed the connection")] * 2
+
+    def flaky(*args: Any, **kwargs: Any) -> str:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reconciler, "_record", flaky)
+    monkeypatch.setattr(reconciler, "RECORD_BACKOFF", 0.01)
+    monkeypatch.setattr(reconciler.connection, "close", lambda: None)  # keep the test's own
+    assert dispatch.reconcile(workspace_id=workspace.pk, generation=1) == "started"
+    workspace.refresh_from_db()
+    assert workspace.instance_id in recording["local"].running
+
+
+def test_a_call_whose_outcome_cannot_be_recorded_leaves_nothing_and_heals(
+    org: Org,
+    recording: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.db import OperationalError
+
+    from workspaces.dispatch import reconciler
+
+    with django_capture_on_commit_callbacks(execute=False):
+        workspace = dispatch.create_workspace(org=org, name="PM", actor="test")
+
+    def database_gone(*args: Any, **kwargs: Any) -> str:
+        raise OperationalError("the database system is shutting down")
+
+    monkeypatch.setattr(reconciler, "_record", database_gone)
+    monkeypatch.setattr(reconciler, "_release_after_crash", lambda *args: None)  # gone too
+    monkeypatch.setattr(reconciler, "RECORD_BACKOFF", 0.01)
+    monkeypatch.setattr(reconciler.connection, "close", lambda: None)
+    with pytest.raises(OperationalError):
+        dispatch.reconcile(workspace_id=workspace.pk, generation=1)
+    # What it started and could not record was stopped again: no agent without a row.
+    assert recording["local"].running == {}
+    monkeypatch.undo()
+    # The lease it could not release is short; once it expired the sweep queues the call again.
+    row = Workspace.objects.get(pk=workspace.pk)
+    assert row.lease_owner and row.lease_until < timezone.now() + timedelta(
+        seconds=settings.MOLECULE_RECONCILE_LEASE + 1
+    )
+    Workspace.objects.filter(pk=workspace.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1),
+        updated_at=timezone.now() - timedelta(seconds=61),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.reconcile_sweep(grace=60) == [str(workspace.pk)]
+    workspace.refresh_from_db()
+    assert workspace.instance_id in recording["local"].running

@@ -12,13 +12,16 @@ SQLite, the whole database's write lock) for as long as the backend takes. Inste
 
 The lease (``lease_owner``, ``lease_until``) serializes backend calls for one workspace, so a
 restart racing a create never leaves two instances; a reconcile that finds it held waits for it.
-A lease whose worker died expires. ``reconciled_generation`` records the generation the backend
-was last made to match: the reconcile sweep re-queues a row left behind by a lost task.
+It is short (``MOLECULE_RECONCILE_LEASE``) and renewed while the call runs, so a lease whose
+worker died, or that could not be released, expires within that time. ``reconciled_generation``
+records the generation the backend was last made to match: the reconcile sweep re-queues a row
+left behind by a lost task.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +29,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from workspaces import backends, bearer_secrets, lifecycle, vault
@@ -37,12 +46,21 @@ from workspaces.events import record as record_event
 from workspaces.models import EventType, Status, Workspace
 from workspaces.tiers import tier_settings
 
-# Longer than any backend call may take (the control plane's retries included): a lease older
-# than this belongs to a worker that died.
-LEASE = timedelta(minutes=10)
+# How long a lease lasts unless its holder renews it. The holder renews it while its backend
+# call runs (every third of it), so a lease outlives its worker by at most this much: a worker
+# killed mid-call, or a database gone when the call ends, holds the workspace only that long,
+# and then the reconcile sweep queues the call again.
+LEASE_RENEW_DIVISOR = 3
 # How long a reconcile waits for another one of the same workspace before retrying later.
 LEASE_WAIT = 30.0
 LEASE_POLL = 0.1
+# Recording the outcome survives a short database outage (a restart, a failover).
+RECORD_ATTEMPTS = 5
+RECORD_BACKOFF = 0.5
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.MOLECULE_RECONCILE_LEASE)
 
 
 def _spec(workspace: Workspace, token: str) -> InstanceSpec:
@@ -144,7 +162,7 @@ def _claim(workspace_id: Any, generation: int) -> Plan | str:
             # The next agent's token is valid from now: it may register before phase 3 runs.
             workspace.token_hash = bearer_secrets.hash_token(token)
             fields.append("token_hash")
-        workspace.lease_owner, workspace.lease_until = plan.owner, now + LEASE
+        workspace.lease_owner, workspace.lease_until = plan.owner, now + _lease()
         workspace.save(update_fields=fields)
         return plan
 
@@ -223,6 +241,47 @@ def _record(workspace_id: Any, generation: int, plan: Plan, *, final_attempt: bo
         return "started"
 
 
+class _Renewer:
+    """Keeps a lease alive while its backend call runs, from a thread of its own."""
+
+    def __init__(self, workspace_id: Any, owner: str) -> None:
+        self.workspace_id, self.owner = workspace_id, owner
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        every = settings.MOLECULE_RECONCILE_LEASE / LEASE_RENEW_DIVISOR
+        try:
+            while not self.stop.wait(every):
+                # A bare UPDATE of two columns: updated_at stays, which the sweep's grace reads.
+                with contextlib.suppress(DatabaseError):
+                    Workspace.objects.filter(pk=self.workspace_id, lease_owner=self.owner).update(
+                        lease_until=timezone.now() + _lease()
+                    )
+        finally:
+            connection.close()
+
+    def done(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def _record_despite_outages(
+    workspace_id: Any, generation: int, plan: Plan, *, final_attempt: bool
+) -> str:
+    """``_record``, tried again over a short database outage with a fresh connection."""
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            return _record(workspace_id, generation, plan, final_attempt=final_attempt)
+        except (OperationalError, InterfaceError):
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            connection.close()
+            time.sleep(RECORD_BACKOFF * attempt)
+    raise AssertionError("unreachable")
+
+
 def _undo(plan: Plan) -> None:
     for instance in plan.leftovers:
         # If this fails too, the orphan sweep stops what no workspace owns.
@@ -231,7 +290,8 @@ def _undo(plan: Plan) -> None:
 
 
 def _release_after_crash(workspace_id: Any, owner: str) -> None:
-    with transaction.atomic():
+    # Best effort: with the database gone too, the lease simply expires (it is short).
+    with contextlib.suppress(DatabaseError), transaction.atomic():
         workspace = Workspace.objects.select_for_update().filter(pk=workspace_id).first()
         if workspace is not None and workspace.lease_owner == owner:
             _release(workspace)
@@ -261,8 +321,14 @@ def reconcile(*, workspace_id: Any, generation: int, final_attempt: bool = True)
         return claimed
     plan = claimed
     try:
-        _call(plan)
-        plan.outcome = _record(workspace_id, generation, plan, final_attempt=final_attempt)
+        renewer = _Renewer(workspace_id, plan.owner)
+        try:
+            _call(plan)
+        finally:
+            renewer.done()
+        plan.outcome = _record_despite_outages(
+            workspace_id, generation, plan, final_attempt=final_attempt
+        )
     except BaseException:
         if not plan.outcome:
             plan.leftovers += [plan.new] if plan.new else []
