@@ -12,13 +12,17 @@ field's name.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 from api.errors import speaks_json
 from workspaces.fields import NUL_PROBLEM
+
+log = logging.getLogger("molecule.errors")
 
 
 def _nul_parameter(request: HttpRequest) -> str | None:
@@ -64,4 +68,33 @@ class AdminContentSecurityPolicy:
         in_admin = match is not None and "admin" in match.namespaces
         if in_admin and not hasattr(response, "_csp_config"):
             response._csp_config = settings.MOLECULE_ADMIN_CSP  # type: ignore[attr-defined]
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A lost database connection answers 503 with Retry-After, not a bare 500.
+
+    While PostgreSQL restarts (or fails over) every request that touches it fails; the operator,
+    the API client and the agents should be told to come back in a moment, and nothing was
+    written. The error is still logged with its traceback: it escaped the view.
+    """
+
+    RETRY_AFTER = 5
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        log.error("database unavailable for %s %s", request.method, request.path, exc_info=True)
+        message = "The console's database is unavailable; try again in a few seconds."
+        if speaks_json(request):
+            response: HttpResponse = JsonResponse({"error": message}, status=503)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(self.RETRY_AFTER)
         return response

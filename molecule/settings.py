@@ -206,6 +206,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Innermost: it turns a view's lost database connection into 503 + Retry-After.
+    "molecule.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "molecule.urls"
