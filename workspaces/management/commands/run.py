@@ -143,8 +143,10 @@ class Command(BaseCommand):
         if not users.objects.filter(is_superuser=True).exists():
             password = secrets.token_urlsafe(12)
             users.objects.create_superuser("admin", "admin@localhost", password)
-            secret.write_text(password)
-            secret.chmod(0o600)
+            # Created 0600 from the first byte: never readable by others, not even briefly.
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(password)
         admin = users.objects.filter(is_superuser=True).order_by("pk").first()
         shown = secret.read_text().strip() if secret.exists() else "(the password you set)"
         return admin.get_username(), shown
