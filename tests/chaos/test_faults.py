@@ -198,7 +198,8 @@ def test_a_postgresql_restart_heals_with_heartbeats_and_verbs_in_flight(stack, c
         back.set()
         verbs.join()
 
-    # Refused (500) while the database is down (one may get through as it comes back up).
+    # Refused with 503 and Retry-After while the database is down (one may get through as it
+    # comes back up).
     refused = [answer for at, answer in answers if at < came_back[0] and answer != 202]
     after = [answer for at, answer in answers if at >= came_back[0]]
     result.note = f"{len(refused)} verbs refused while down, {after.count(202)} answered after"
@@ -206,7 +207,7 @@ def test_a_postgresql_restart_heals_with_heartbeats_and_verbs_in_flight(stack, c
     # The web server answers again by itself (a new connection per request): no 500 loop.
     statuses = [stack.api("GET", f"/orgs/{stack.org}/workspaces").status_code for _ in range(5)]
     assert statuses == [200] * 5
-    assert refused and set(refused) == {500}
+    assert refused and set(refused) == {503}
     assert after and set(after) == {202}
 
 
