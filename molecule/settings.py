@@ -423,6 +423,9 @@ MOLECULE_RECONCILE_SWEEP_INTERVAL = _positive("MOLECULE_RECONCILE_SWEEP_INTERVAL
 # How long a backend call's lease on its workspace lasts unless renewed (it is renewed every
 # third of that while the call runs): a worker that died mid-call holds the workspace that long.
 MOLECULE_RECONCILE_LEASE = _positive("MOLECULE_RECONCILE_LEASE", 30)
+# The runtime catalogue (workspaces/runtimes.py): a TOML file of [runtimes.<name>] command/image
+# entries added to the built-in ones (every Molecule runtime name, run by the built-in agent).
+MOLECULE_RUNTIMES_FILE = env.str("MOLECULE_RUNTIMES_FILE", default="")
 
 # The controlplane backend (workspaces/backends/controlplane.py, docs/controlplane-api.md).
 MOLECULE_CONTROLPLANE_URL = env.str("MOLECULE_CONTROLPLANE_URL", default="http://127.0.0.1:9100")

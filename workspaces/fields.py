@@ -19,6 +19,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from workspaces import runtimes
 from workspaces.paths import workspace_dir_problem
 from workspaces.tiers import is_known_tier
 
@@ -200,7 +201,8 @@ def runtime_problem(value: object) -> str | None:
         return f"is longer than {MAX_RUNTIME} characters"
     if not RUNTIME.match(value):
         return "must be letters, digits, '.', '_' and '-' (e.g. langgraph)"
-    return None
+    # Only what the runtime catalogue can start (MOLECULE_RUNTIMES_FILE and the built-in names).
+    return runtimes.unknown_runtime(value)
 
 
 def workspace_dir_field_problem(value: object) -> str | None:

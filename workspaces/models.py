@@ -89,6 +89,14 @@ class Workspace(models.Model):
     uptime_seconds = models.PositiveIntegerField(default=0)
     current_task = models.CharField(max_length=500, blank=True)
     agent_card = models.JSONField(default=dict, blank=True)
+    # What the agent says of its runtime (Molecule's heartbeat): "wedged" holds the workspace
+    # degraded until the agent stops saying it; its capabilities; what it spent this month.
+    runtime_state = models.CharField(max_length=20, blank=True)
+    runtime_metadata = models.JSONField(default=dict, blank=True)
+    monthly_spend = models.BigIntegerField(null=True, blank=True)  # cents
+    # What the backend ran for the current instance: a command line or an image (the runtime
+    # catalogue, workspaces/runtimes.py), for the workspace page.
+    ran = models.CharField(max_length=500, blank=True)
     # Crashes, kept on the row because they are over before a 2 s poll can see them: how often a
     # sweep restarted the workspace, why and when its instance was last found dead, and whether
     # the crash-loop limit now holds it offline (cleared by the next operator verb).
@@ -98,6 +106,10 @@ class Workspace(models.Model):
     crash_looping = models.BooleanField(default=False)
     # The lead's team spec: {"children": [{name, role, tier, ...}, ...]} used by team expand.
     spec = models.JSONField(default=dict, blank=True)
+    # A Molecule org template's settings for this workspace, kept as the template gave them
+    # (model, prompts, plugins, schedules, channels, memories, …): they reach the agent in its
+    # config.yaml at every start (docs/agent-contract.md).
+    template = models.JSONField(default=dict, blank=True)
     workspace_dir = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -115,6 +127,30 @@ class Workspace(models.Model):
     @property
     def short_id(self) -> str:
         return str(self.id)[:8]
+
+
+class WorkspaceFile(models.Model):
+    """A file the agent finds in its configs directory at every start (a template's files_dir).
+
+    Stored in the console so that every backend can deliver it (a local directory, a container's
+    config volume, a control plane's provision request). ``path`` is relative and confined (no
+    ``..``, no absolute path); sizes are capped by the import that writes them.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=500)
+    content = models.BinaryField()
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "path"], name="one_file_per_path")
+        ]
+
+    def __str__(self) -> str:
+        return self.path
 
 
 class TeamSecret(models.Model):
@@ -263,5 +299,6 @@ __all__ = [
     "SweepState",
     "TeamSecret",
     "Workspace",
+    "WorkspaceFile",
     "WorkspaceSecret",
 ]

@@ -91,7 +91,15 @@ def at_parity(*rows: str) -> dict[str, Declared]:
 
 @dataclass(frozen=True)
 class InstanceSpec:
-    """Everything a backend needs to start one workspace's agent."""
+    """Everything a backend needs to start one workspace's agent (docs/agent-contract.md).
+
+    Every backend delivers the same contract, whatever program runs: a configs directory holding
+    ``.auth_token`` (``token``, mode 0600, rewritten at every start), ``config.yaml`` (``config``
+    plus the A2A port the backend exposes, as ``a2a.port``) and the template's ``files``; and in
+    the environment ``WORKSPACE_ID``, ``PLATFORM_URL`` (``platform_url`` made reachable from
+    where the agent runs), ``CONFIGS_DIR`` and ``WORKSPACE_CONFIG_PATH`` (the configs directory
+    as the agent sees it), over ``env``.
+    """
 
     workspace_id: str
     name: str
@@ -99,9 +107,18 @@ class InstanceSpec:
     runtime: str
     tier: TierSettings
     generation: int
-    # The agent's environment: workspace id, token, registry URL, heartbeat interval, secrets.
+    # The rest of the agent's environment: the workspace's secrets, heartbeat interval, names.
     env: dict[str, str]
     workspace_dir: str = ""
+    token: str = ""
+    platform_url: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    # Relative path -> content, written under the configs directory before config.yaml.
+    files: dict[str, bytes] = field(default_factory=dict)
+    # What runs it (workspaces/runtimes.py): argv for local (("builtin",): the console's agent),
+    # an image for containers and VMs ("builtin": MOLECULE_WORKSPACE_IMAGE).
+    command: tuple[str, ...] = ("builtin",)
+    image: str = "builtin"
 
 
 @dataclass
@@ -109,6 +126,8 @@ class Instance:
     instance_id: str
     url: str = ""
     state: dict[str, Any] = field(default_factory=dict)
+    # What the backend ran (a command line, an image), for the workspace page.
+    ran: str = ""
 
 
 class Backend:

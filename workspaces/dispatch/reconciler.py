@@ -38,7 +38,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from workspaces import backends, bearer_secrets, lifecycle, vault
+from workspaces import agent_config, backends, bearer_secrets, lifecycle, runtimes, vault
 from workspaces.backends import Backend, BackendError, Instance, InstanceSpec
 from workspaces.dispatch.core import RetryLater, console_tail, locked, recorded_instance
 from workspaces.dispatch.tier_policy import tier_refusal
@@ -80,6 +80,11 @@ def _spec(workspace: Workspace, token: str) -> InstanceSpec:
         "MOLECULE_REGISTRY_URL": settings.MOLECULE_REGISTRY_URL,
         "MOLECULE_HEARTBEAT_INTERVAL": f"{settings.MOLECULE_HEARTBEAT_INTERVAL:g}",
     }
+    runtime = runtimes.get(workspace.runtime)
+    if runtime is None:
+        # A row from before the catalogue held this name, or the operator's file dropped it.
+        why = runtimes.unknown_runtime(workspace.runtime)
+        raise BackendError(f"Not started: {why}.", permanent=True)
     return InstanceSpec(
         workspace_id=str(workspace.pk),
         name=workspace.name,
@@ -89,7 +94,14 @@ def _spec(workspace: Workspace, token: str) -> InstanceSpec:
         generation=workspace.generation,
         env=env,
         workspace_dir=workspace.workspace_dir,
+        token=token,
+        platform_url=settings.MOLECULE_REGISTRY_URL,
+        config=agent_config.config(workspace),
+        files=agent_config.files(workspace),
+        command=runtime.command,
+        image=runtime.image,
     )
+
 
 
 @dataclass
@@ -154,8 +166,9 @@ def _claim(workspace_id: Any, generation: int) -> Plan | str:
             token = bearer_secrets.mint()
             try:
                 plan.spec = _spec(workspace, token)
-            except vault.SecretsUnreadable as error:
-                plan.error = error  # recorded in phase 3: never start an agent without them
+            except (vault.SecretsUnreadable, BackendError) as error:
+                # Recorded in phase 3: never start an agent without its secrets or a runtime.
+                plan.error = error
             # Asked again at every start: a row from before the rule, or trust withdrawn since.
             if why := tier_refusal(workspace.org, workspace.backend, workspace.tier):
                 plan.error = BackendError(f"Not started: {why}.", permanent=True)
@@ -236,7 +249,8 @@ def _record(workspace_id: Any, generation: int, plan: Plan, *, final_attempt: bo
         workspace.instance_id, workspace.url = plan.new.instance_id, plan.new.url
         workspace.backend_state = plan.new.state
         workspace.instance_generation = generation
-        fields += ["instance_id", "url", "backend_state", "instance_generation"]
+        workspace.ran = plan.new.ran[:500]
+        fields += ["instance_id", "url", "backend_state", "instance_generation", "ran"]
         workspace.save(update_fields=fields)
         return "started"
 
