@@ -5,3 +5,6 @@ from django.apps import AppConfig
 
 class WorkspacesConfig(AppConfig):
     name = "workspaces"
+
+    def ready(self) -> None:
+        from workspaces import checks  # noqa: F401  (registers the system checks)

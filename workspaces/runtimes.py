@@ -119,12 +119,21 @@ def catalogue() -> dict[str, Runtime]:
 
 
 def get(name: str) -> Runtime | None:
-    return catalogue().get(name)
+    """The runtime, or None when it is unknown or the catalogue cannot be read."""
+    try:
+        return catalogue().get(name)
+    except CatalogueError:
+        return None
 
 
 def unknown_runtime(name: object) -> str | None:
     """Why ``name`` is no runtime this console can run, or None."""
-    if isinstance(name, str) and name in catalogue():
+    try:
+        known_runtimes = catalogue()
+    except CatalogueError as error:
+        # Also a system check at start (workspaces/checks.py); never a 500 on a create.
+        return f"the runtime catalogue cannot be read: {error}"
+    if isinstance(name, str) and name in known_runtimes:
         return None
-    known = ", ".join(sorted(catalogue()))
+    known = ", ".join(sorted(known_runtimes))
     return f"unknown runtime {name!r}: this console runs {known} (MOLECULE_RUNTIMES_FILE adds more)"
