@@ -135,6 +135,7 @@ def test_a_row_whose_runtime_left_the_catalogue_is_not_started(
     org: Org,
     recording: dict[str, Any],
     runtimes_file: Path,
+    settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
@@ -142,8 +143,6 @@ def test_a_row_whose_runtime_left_the_catalogue_is_not_started(
     runtimes_file.write_text("")  # the operator dropped it
     other = runtimes_file.with_name("runtimes-2.toml")
     other.write_text("")
-    from django.conf import settings
-
     settings.MOLECULE_RUNTIMES_FILE = str(other)
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.restart(workspace_id=workspace.pk, actor="test")
