@@ -34,6 +34,7 @@ urlpatterns = [
     path("accounts/", include(ACCOUNTS)),
     path("registry/register", registry.register, name="registry-register"),
     path("registry/heartbeat", registry.heartbeat, name="registry-heartbeat"),
+    path("registry/update-card", registry.update_card, name="registry-update-card"),
     path("api/v1/", include("api.urls")),
     path("tokens/", include("orgs.token_urls")),
     path("", include("orgs.urls")),

@@ -460,10 +460,16 @@ REPORT_VALID: dict[str, st.SearchStrategy[Any]] = {
     "active_tasks": st.just(3),
     "uptime_seconds": st.just(120),
     "current_task": st.just("summarize"),
+    # Molecule's runtime's fields (docs/registry-protocol.md).
+    "runtime_state": st.sampled_from(["wedged", ""]),
+    "runtime_metadata": st.just({"capabilities": {"session": True}, "idle_timeout_seconds": 900}),
+    "monthly_spend": st.sampled_from([0, 1234]),
 }
 
 
-@pytest.mark.parametrize("path", ["/registry/register", "/registry/heartbeat"])
+@pytest.mark.parametrize(
+    "path", ["/registry/register", "/registry/heartbeat", "/registry/update-card"]
+)
 def test_the_registry_never_answers_5xx_and_refusals_write_nothing(
     world: dict[str, Any], path: str
 ) -> None:
@@ -471,7 +477,8 @@ def test_the_registry_never_answers_5xx_and_refusals_write_nothing(
     report = {field: st.one_of(valid, value) for field, valid in REPORT_VALID.items()}
     body = st.one_of(
         st.fixed_dictionaries(
-            {"workspace_id": st.one_of(st.just(str(workspace.pk)), value)}, optional=report
+            {"workspace_id": st.one_of(st.just(str(workspace.pk)), value)},
+            optional={**report, "id": st.one_of(st.just(str(workspace.pk)), value)},
         )
         .map(json.dumps)
         .map(str.encode),

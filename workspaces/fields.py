@@ -278,6 +278,52 @@ def report_text_problem(value: object) -> str | None:
     return text_problem(value, max_length=10**9, controls=False)
 
 
+# Molecule's runtime sends about 300 bytes of metadata and 1 KiB of card; a report that is a
+# hundred times that is broken, and is refused (400) like the rest of a broken report: half an
+# object cannot be stored, so nothing is cut here (docs/registry-protocol.md).
+MAX_RUNTIME_METADATA = 16 * 1024
+MAX_AGENT_CARD = 32 * 1024
+# The runtime_state column; Molecule's runtime only ever says "wedged".
+MAX_RUNTIME_STATE = 20
+WEDGED = "wedged"
+# Molecule's platform clamps the month's spend (cents) to [0, 10^12], $10 billion: a value
+# beyond it is stored as the bound, not refused. 0 means "unchanged".
+MAX_MONTHLY_SPEND = 10**12
+
+
+def report_object_problem(value: object, *, max_bytes: int) -> str | None:
+    """A JSON object an agent reports (its card, its runtime metadata), at most ``max_bytes``
+    once written as compact JSON."""
+    if not isinstance(value, dict):
+        return "must be an object"
+    if why := json_problem(value):
+        return why
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > max_bytes:
+        return f"is {size} bytes as JSON; at most {max_bytes} are taken"
+    return None
+
+
+def runtime_state_problem(value: object) -> str | None:
+    """What the agent says of its runtime: "wedged" or "" (healthy). Another word (Molecule's
+    runtime sends none) is taken and stored, cut to the column, and means "not wedged": a
+    newer runtime's state is no reason to refuse the heartbeat that keeps it alive."""
+    return report_text_problem(value)
+
+
+def monthly_spend_problem(value: object) -> str | None:
+    """Whole cents; negatives count as 0 and more than ``MAX_MONTHLY_SPEND`` as that bound."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "must be a whole number of cents"
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        return "must be a whole number of cents"
+    return None
+
+
+def monthly_spend(value: int | float) -> int:
+    return min(max(int(value), 0), MAX_MONTHLY_SPEND)
+
+
 REPORT = {
     "error_rate": lambda v: number_problem(v, low=0, high=1, whole=False),
     "active_tasks": lambda v: number_problem(v, low=0, high=1_000_000, whole=True),
@@ -285,5 +331,8 @@ REPORT = {
     "sample_error": report_text_problem,
     "current_task": report_text_problem,
     "url": report_text_problem,
-    "agent_card": lambda v: "must be an object" if not isinstance(v, dict) else json_problem(v),
+    "agent_card": lambda v: report_object_problem(v, max_bytes=MAX_AGENT_CARD),
+    "runtime_state": runtime_state_problem,
+    "runtime_metadata": lambda v: report_object_problem(v, max_bytes=MAX_RUNTIME_METADATA),
+    "monthly_spend": monthly_spend_problem,
 }

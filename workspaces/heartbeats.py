@@ -1,8 +1,10 @@
-"""What the agents report: registration and heartbeats (docs/architecture.md §7).
+"""What the agents report: registration, heartbeats and agent cards (docs/architecture.md §7).
 
 The registry views in ``registry.py`` parse HTTP and call these. Each call locks the workspace
 row, checks the agent's token against the hash minted at its start, and moves the state machine
-where the report says so: provisioning → online on register, online ↔ degraded by error rate.
+where the report says so: provisioning → online on register or on the first heartbeat, online ↔
+degraded by error rate or by the runtime saying it is wedged. The protocol, both the console's
+own request shapes and Molecule's runtime's, is docs/registry-protocol.md.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from workspaces import lifecycle
+from workspaces.fields import WEDGED
 from workspaces.models import Status, Workspace
 
 DEGRADED_AT = 0.5
 RECOVERED_BELOW = 0.1
+WEDGED_REASON = "the agent reports its runtime wedged"
 
 
 class Unauthorized(Exception):
@@ -26,9 +30,7 @@ class Unauthorized(Exception):
 
 
 class Conflict(Exception):
-    def __init__(self, message: str, *, register: bool = False) -> None:
-        super().__init__(message)
-        self.register = register
+    """A report the workspace's state does not take (it is paused, failed, offline, …)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,23 @@ class Report:
     active_tasks: int
     uptime_seconds: int
     current_task: str
+    # None: the heartbeat did not say (the key was absent). "wedged" or "" otherwise.
+    runtime_state: str | None = None
+    # None: absent, the stored metadata stays as it was.
+    runtime_metadata: dict[str, Any] | None = None
+    # Cents, already clamped; 0 leaves the stored value as it was.
+    monthly_spend: int = 0
+
+    @property
+    def full(self) -> bool:
+        """Molecule's heartbeat loop's beat, rather than one of its "mini-heartbeats" (a task's
+        start or end, an activity: ``uptime_seconds`` 0 and no runtime fields), which say
+        nothing about the runtime's health."""
+        return (
+            self.runtime_state is not None
+            or self.runtime_metadata is not None
+            or self.uptime_seconds > 0
+        )
 
 
 def _authorized(workspace_id: Any, token_hash: str) -> Workspace:
@@ -53,6 +72,19 @@ def _actor(workspace: Workspace) -> str:
     return f"agent:{workspace.short_id}"
 
 
+def _come_online(workspace: Workspace, *, payload: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """provisioning → online: a new instance, whose runtime has said nothing yet."""
+    workspace.runtime_state = ""
+    workspace.runtime_metadata = {}
+    lifecycle.apply(
+        workspace,
+        "register",
+        actor=_actor(workspace),
+        payload=payload,
+        update_fields=(*fields, "runtime_state", "runtime_metadata"),
+    )
+
+
 def register(
     *, workspace_id: Any, token_hash: str, url: str, agent_card: dict[str, Any]
 ) -> Workspace:
@@ -64,13 +96,7 @@ def register(
         workspace.url = workspace.url or url
         fields = ("last_heartbeat_at", "agent_card", "url")
         if workspace.status == Status.PROVISIONING:
-            lifecycle.apply(
-                workspace,
-                "register",
-                actor=_actor(workspace),
-                payload={"url": workspace.url},
-                update_fields=fields,
-            )
+            _come_online(workspace, payload={"url": workspace.url}, fields=fields)
         elif workspace.status in (Status.ONLINE, Status.DEGRADED):
             workspace.save(update_fields=[*fields, "updated_at"])  # a re-register: no new state
         else:
@@ -78,35 +104,95 @@ def register(
         return workspace
 
 
+def update_card(*, workspace_id: Any, token_hash: str, agent_card: dict[str, Any]) -> Workspace:
+    """The agent's new card (its skills changed). No state moves and no event is written."""
+    with transaction.atomic():
+        workspace = _authorized(workspace_id, token_hash)
+        if workspace.status not in (Status.PROVISIONING, Status.ONLINE, Status.DEGRADED):
+            raise Conflict(f"workspace is {workspace.status}; it does not accept an agent card")
+        workspace.agent_card = agent_card
+        workspace.save(update_fields=["agent_card", "updated_at"])
+        return workspace
+
+
+def runtime_state_after(workspace: Workspace, report: Report) -> str:
+    """What the runtime's state is once ``report`` is taken.
+
+    A heartbeat that says (``runtime_state`` present) is believed. A full heartbeat that does
+    not say is healthy (Molecule's loop leaves the key out unless wedged). A partial one keeps
+    what the last full one said: Molecule's mini-heartbeats never carry the key, and letting
+    one clear a wedge would bring a wedged workspace back online mid-turn."""
+    if report.runtime_state is not None:
+        return report.runtime_state
+    if report.full:
+        return ""
+    return workspace.runtime_state
+
+
 def heartbeat(*, workspace_id: Any, token_hash: str, report: Report) -> Workspace:
     with transaction.atomic():
         workspace = _authorized(workspace_id, token_hash)
+        now = timezone.now()
         if workspace.status == Status.PROVISIONING:
-            raise Conflict("register before sending heartbeats", register=True)
-        if workspace.status not in (Status.ONLINE, Status.DEGRADED):
+            # Molecule's runtime registers once, at boot, and never again: when that one call
+            # was lost or refused, its heartbeats are all there is. The token proves which
+            # instance is speaking, so the first heartbeat counts as the registration.
+            workspace.last_heartbeat_at = now
+            _come_online(
+                workspace,
+                payload={"url": workspace.url, "via": "heartbeat"},
+                fields=("last_heartbeat_at",),
+            )
+        elif workspace.status not in (Status.ONLINE, Status.DEGRADED):
             raise Conflict(f"workspace is {workspace.status}; it does not accept heartbeats")
-        workspace.last_heartbeat_at = timezone.now()
+        was_wedged = workspace.runtime_state == WEDGED
+        state = runtime_state_after(workspace, report)
+        wedged = state == WEDGED
+        sample_error = report.sample_error
+        if wedged and was_wedged and report.runtime_state is None and not sample_error:
+            # A partial beat's empty sample is no news: the page keeps saying why it is wedged.
+            sample_error = workspace.last_sample_error
+        workspace.last_heartbeat_at = now
         workspace.last_error_rate = report.error_rate
-        workspace.last_sample_error = report.sample_error
+        workspace.last_sample_error = sample_error
         workspace.active_tasks = report.active_tasks
         workspace.uptime_seconds = report.uptime_seconds
         workspace.current_task = report.current_task
-        fields = (
+        workspace.runtime_state = state
+        fields = [
             "last_heartbeat_at",
             "last_error_rate",
             "last_sample_error",
             "active_tasks",
             "uptime_seconds",
             "current_task",
-        )
-        payload = {"error_rate": report.error_rate, "sample_error": report.sample_error}
-        if workspace.status == Status.ONLINE and report.error_rate >= DEGRADED_AT:
+            "runtime_state",
+        ]
+        if report.runtime_metadata is not None:
+            workspace.runtime_metadata = report.runtime_metadata
+            fields.append("runtime_metadata")
+        if report.monthly_spend > 0:
+            workspace.monthly_spend = report.monthly_spend
+            fields.append("monthly_spend")
+        payload: dict[str, Any] = {"error_rate": report.error_rate, "sample_error": sample_error}
+        move = None
+        if workspace.status == Status.ONLINE and wedged:
+            move = "degrade"
+            payload = {"runtime_state": WEDGED, "sample_error": sample_error}
+            payload["reason"] = WEDGED_REASON
+        elif workspace.status == Status.ONLINE and report.error_rate >= DEGRADED_AT:
+            move = "degrade"
+        elif (
+            workspace.status == Status.DEGRADED
+            and not wedged
+            and report.error_rate < RECOVERED_BELOW
+        ):
+            move = "recover"
+            if was_wedged:
+                payload["runtime_state"] = state
+        if move:
             lifecycle.apply(
-                workspace, "degrade", actor=_actor(workspace), payload=payload, update_fields=fields
-            )
-        elif workspace.status == Status.DEGRADED and report.error_rate < RECOVERED_BELOW:
-            lifecycle.apply(
-                workspace, "recover", actor=_actor(workspace), payload=payload, update_fields=fields
+                workspace, move, actor=_actor(workspace), payload=payload, update_fields=(*fields,)
             )
         else:
             workspace.save(update_fields=[*fields, "updated_at"])

@@ -1,10 +1,13 @@
-"""HTTP endpoints the agents call: ``POST /registry/register`` and ``POST /registry/heartbeat``.
+"""HTTP endpoints the agents call: ``POST /registry/register``, ``POST /registry/heartbeat`` and
+``POST /registry/update-card`` (the protocol, field by field: docs/registry-protocol.md).
 
-Authenticated by the workspace token (``Authorization: Bearer …``) that dispatch minted when it
-started this instance; a token authorizes only its own workspace. Every authentication failure
-gets the same 401 body so ids and tokens cannot be probed. Every answer is JSON, a refusal a
-400 with the field and why (each field's rule is in ``workspaces.fields.REPORT``), and nothing is
-written for a refused report.
+Two request shapes are spoken: the console's own agent's and Molecule's workspace runtime's
+(register names the workspace ``id``, heartbeats may say ``runtime_state``, ``runtime_metadata``
+and ``monthly_spend``). Authenticated by the workspace token (``Authorization: Bearer …``) that
+dispatch minted when it started this instance; a token authorizes only its own workspace. Every
+authentication failure gets the same 401 body so ids and tokens cannot be probed. Every answer is
+JSON, a refusal a 400 with the field and why (each field's rule is in
+``workspaces.fields.REPORT``), and nothing is written for a refused report.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ class BadRequest(Exception):
     pass
 
 
-def _body(request: HttpRequest) -> tuple[uuid.UUID, str, dict[str, Any]]:
+def _body(
+    request: HttpRequest, *, ids: tuple[str, ...] = ("workspace_id",)
+) -> tuple[uuid.UUID, str, dict[str, Any]]:
     """The body as JSON (the parser every JSON door shares: bounded nesting, no NaN or
-    Infinity), the workspace id and the bearer token. Nothing is written before this passes."""
+    Infinity), the workspace id (under any of ``ids``: register takes Molecule's ``id`` too) and
+    the bearer token. Nothing is written before this passes."""
     if len(request.body) > MAX_BODY:
         raise BadRequest(f"body larger than {MAX_BODY} bytes")
     try:
@@ -38,16 +44,23 @@ def _body(request: HttpRequest) -> tuple[uuid.UUID, str, dict[str, Any]]:
         raise BadRequest(f"body is not JSON: {error}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
-    workspace_id = data.get("workspace_id")
-    try:
-        if not isinstance(workspace_id, str):
-            raise ValueError
-        workspace_id = uuid.UUID(workspace_id)
-    except ValueError:
-        raise BadRequest("workspace_id must be a UUID") from None
+    found: dict[str, uuid.UUID] = {}
+    for key in ids:
+        if key not in data:
+            continue
+        try:
+            if not isinstance(data[key], str):
+                raise ValueError
+            found[key] = uuid.UUID(data[key])
+        except ValueError:
+            raise BadRequest(f"{key} must be a UUID") from None
+    if not found:
+        raise BadRequest(f"{' or '.join(ids)} must be a UUID")
+    if len(set(found.values())) > 1:
+        raise BadRequest(f"{' and '.join(found)} name different workspaces; send one of them")
     auth = request.headers.get("Authorization", "")
     token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
-    return workspace_id, token, data
+    return next(iter(found.values())), token, data
 
 
 def _field(data: dict[str, Any], key: str, default: Any) -> Any:
@@ -69,7 +82,10 @@ def _number(data: dict[str, Any], key: str, kind: type) -> Any:
     return kind(_field(data, key, 0))
 
 
-def _answer(call: Any) -> JsonResponse:
+def _answer(call: Any, status: str) -> JsonResponse:
+    """200 with Molecule's platform's ``status`` word ("registered", "ok", "updated": its runtime
+    reads nothing else, and only ``auth_token`` from a registration, which is never sent: the
+    token is in the configs directory) and the console's own fields."""
     try:
         workspace = call()
     except BadRequest as error:
@@ -77,9 +93,13 @@ def _answer(call: Any) -> JsonResponse:
     except heartbeats.Unauthorized:
         return JsonResponse(UNAUTHORIZED, status=401)
     except heartbeats.Conflict as error:
-        return JsonResponse({"error": str(error), "register": error.register}, status=409)
+        return JsonResponse({"error": str(error)}, status=409)
     return JsonResponse(
-        {"status": workspace.status, "heartbeat_interval": settings.MOLECULE_HEARTBEAT_INTERVAL}
+        {
+            "status": status,
+            "workspace_status": workspace.status,
+            "heartbeat_interval": settings.MOLECULE_HEARTBEAT_INTERVAL,
+        }
     )
 
 
@@ -97,7 +117,7 @@ def register(request: HttpRequest) -> JsonResponse:
         return refused
 
     def call() -> Any:
-        workspace_id, token, data = _body(request)
+        workspace_id, token, data = _body(request, ids=("workspace_id", "id"))
         return heartbeats.register(
             workspace_id=workspace_id,
             token_hash=hash_token(token),
@@ -105,7 +125,12 @@ def register(request: HttpRequest) -> JsonResponse:
             agent_card=_field(data, "agent_card", {}),
         )
 
-    return _answer(call)
+    return _answer(call, "registered")
+
+
+def _optional(data: dict[str, Any], key: str) -> Any:
+    """A field whose absence means something of its own (None); null counts as absent."""
+    return _field(data, key, None)
 
 
 @csrf_exempt
@@ -115,15 +140,39 @@ def heartbeat(request: HttpRequest) -> JsonResponse:
 
     def call() -> Any:
         workspace_id, token, data = _body(request)
+        runtime_state = _optional(data, "runtime_state")
+        spend = _optional(data, "monthly_spend")
         report = heartbeats.Report(
             error_rate=_number(data, "error_rate", float),
             sample_error=_text(data, "sample_error", fields.MAX_SAMPLE_ERROR),
             active_tasks=_number(data, "active_tasks", int),
             uptime_seconds=_number(data, "uptime_seconds", int),
             current_task=_text(data, "current_task", fields.MAX_CURRENT_TASK),
+            runtime_state=(
+                None if runtime_state is None else runtime_state[: fields.MAX_RUNTIME_STATE]
+            ),
+            runtime_metadata=_optional(data, "runtime_metadata"),
+            monthly_spend=0 if spend is None else fields.monthly_spend(spend),
         )
         return heartbeats.heartbeat(
             workspace_id=workspace_id, token_hash=hash_token(token), report=report
         )
 
-    return _answer(call)
+    return _answer(call, "ok")
+
+
+@csrf_exempt
+def update_card(request: HttpRequest) -> JsonResponse:
+    if refused := _not_post(request):
+        return refused
+
+    def call() -> Any:
+        workspace_id, token, data = _body(request)
+        card = _optional(data, "agent_card")
+        if card is None:
+            raise BadRequest("agent_card is required")
+        return heartbeats.update_card(
+            workspace_id=workspace_id, token_hash=hash_token(token), agent_card=card
+        )
+
+    return _answer(call, "updated")

@@ -143,6 +143,11 @@ def workspace_as_dict(workspace: Workspace) -> dict[str, Any]:
         "last_error_rate": workspace.last_error_rate,
         "active_tasks": workspace.active_tasks,
         "uptime_seconds": workspace.uptime_seconds,
+        # What the runtime says of itself (docs/registry-protocol.md): "wedged" or "", its
+        # metadata (Molecule's capabilities, idle timeout) and this month's spend in cents.
+        "runtime_state": workspace.runtime_state,
+        "runtime_metadata": workspace.runtime_metadata,
+        "monthly_spend": workspace.monthly_spend,
         "created_at": workspace.created_at.isoformat(),
     }
 

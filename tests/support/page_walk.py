@@ -31,7 +31,12 @@ PARTIALS = sorted(
     )
 )
 # Routes that answer only to what is not a console page (an agent, a login flow's e-mail link).
-NOT_PAGES = {"password_reset_confirm", "registry-register", "registry-heartbeat"}
+NOT_PAGES = {
+    "password_reset_confirm",
+    "registry-register",
+    "registry-heartbeat",
+    "registry-update-card",
+}
 
 
 def _routes(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:

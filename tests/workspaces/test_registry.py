@@ -50,7 +50,7 @@ def test_register_moves_provisioning_to_online_and_stores_the_card(agent):
     workspace, token = agent
     status, body = register(workspace, token, agent_card={"name": "PM"})
     workspace.refresh_from_db()
-    assert (status, body["status"]) == (200, "online")
+    assert (status, body["status"], body["workspace_status"]) == (200, "registered", "online")
     assert workspace.status == Status.ONLINE
     assert workspace.agent_card == {"name": "PM"}
     assert workspace.url == "http://127.0.0.1:7000"
@@ -112,10 +112,24 @@ def test_a_stopped_workspaces_agent_is_refused(agent):
     assert beat(workspace, token)[0] == 401
 
 
-def test_heartbeat_before_register_asks_the_agent_to_register(agent):
+def test_a_heartbeat_before_register_is_the_registration(agent):
+    # Molecule's runtime registers once and never retries: its heartbeats bring it online.
     workspace, token = agent
     status, body = beat(workspace, token)
-    assert (status, body["register"]) == (409, True)
+    assert (status, body["status"], body["workspace_status"]) == (200, "ok", "online")
+    event = StructureEvent.objects.get(workspace=workspace)
+    assert (event.event_type, event.actor) == (
+        EventType.WORKSPACE_ONLINE,
+        f"agent:{workspace.short_id}",
+    )
+    assert (event.payload["cause"], event.payload["via"]) == ("register", "heartbeat")
+
+
+def test_a_heartbeat_while_paused_is_a_409(agent):
+    workspace, token = agent
+    Workspace.objects.filter(pk=workspace.pk).update(status=Status.PAUSED)
+    status, body = beat(workspace, token)
+    assert (status, body) == (409, {"error": "workspace is paused; it does not accept heartbeats"})
 
 
 def test_heartbeats_update_the_fields_without_writing_events(agent):
@@ -142,11 +156,12 @@ def test_heartbeats_update_the_fields_without_writing_events(agent):
 def test_a_high_error_rate_degrades_and_a_low_one_recovers(agent):
     workspace, token = agent
     register(workspace, token)
-    assert beat(workspace, token, error_rate=0.49)[1]["status"] == "online"
-    assert beat(workspace, token, error_rate=0.5, sample_error="boom")[1]["status"] == "degraded"
+    assert beat(workspace, token, error_rate=0.49)[1]["workspace_status"] == "online"
+    degraded = beat(workspace, token, error_rate=0.5, sample_error="boom")[1]
+    assert degraded["workspace_status"] == "degraded"
     # Between the two thresholds the state holds (hysteresis).
-    assert beat(workspace, token, error_rate=0.3)[1]["status"] == "degraded"
-    assert beat(workspace, token, error_rate=0.09)[1]["status"] == "online"
+    assert beat(workspace, token, error_rate=0.3)[1]["workspace_status"] == "degraded"
+    assert beat(workspace, token, error_rate=0.09)[1]["workspace_status"] == "online"
     types = list(
         StructureEvent.objects.filter(workspace=workspace)
         .order_by("id")

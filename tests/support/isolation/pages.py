@@ -190,4 +190,8 @@ AUTH_PAGES: dict[str, list[tuple[Request, bool, Expect]]] = {
 REGISTRY: dict[str, Callable[[World], Any]] = {
     "registry-register": lambda w: {"workspace_id": str(w.ws_a.pk), "url": "http://x.invalid"},
     "registry-heartbeat": lambda w: {"workspace_id": str(w.ws_a.pk), "active_tasks": 3},
+    "registry-update-card": lambda w: {
+        "workspace_id": str(w.ws_a.pk),
+        "agent_card": {"name": "Acme-Lead-canary", "skills": []},
+    },
 }

@@ -215,7 +215,17 @@ SNAPSHOT: dict[str, tuple[type[Any], tuple[str, ...]]] = {
     "events": (StructureEvent, ("id",)),
     "workspaces": (
         Workspace,
-        ("id", "status", "name", "role", "tier", "parent_id", "url", "last_heartbeat_at"),
+        (
+            "id",
+            "status",
+            "name",
+            "role",
+            "tier",
+            "parent_id",
+            "url",
+            "last_heartbeat_at",
+            "agent_card",
+        ),
     ),
     "secrets": (WorkspaceSecret, ("id", "key", "value_encrypted")),
     "tokens": (OrgApiToken, ("id", "revoked_at")),
