@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-MAX_BODY = 1024 * 1024
+# A provision carries the configs (at most 4 MiB of files, base64): room for them.
+MAX_BODY = 8 * 1024 * 1024
 
 
 class RequestError(Exception):

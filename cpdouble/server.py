@@ -13,9 +13,13 @@ Endpoints (the contract is docs/controlplane-api.md; every one needs ``Authoriza
     POST   /_faults  {"slow_boot": s, "fail_next": n, "stall": s, "delete_noop": bool,
                       "lose": instance_id, "clear": true}
 
-A VM is the agent (``workspaces/agent/main.py``) run with this interpreter, in its own process
-group, listening on 127.0.0.1 and a free port, with the environment the provision request sent.
-Files live under ``root``: ``vms/<instance_id>/`` (its console.log and tmp) and
+A VM is the agent (``workspaces/agent/main.py``, whatever image the request names) run with this
+interpreter, in its own process group, listening on 127.0.0.1 and a free port, with the
+environment the provision request sent. Its configs (the request's ``configs``, path → base64)
+are written into the VM's ``configs/`` directory before it boots, which stands for the VM's
+/configs: ``CONFIGS_DIR`` and ``WORKSPACE_CONFIG_PATH`` name that directory, and config.yaml's
+``a2a.port`` becomes the port the VM was given (VMs share one host here). Files live under
+``root``: ``vms/<instance_id>/`` (its console.log, tmp and configs) and
 ``volumes/<workspace_id>/`` (its /workspace, kept across restarts until deleted).
 
 Faults, for tests and demos:
@@ -31,7 +35,10 @@ State is in memory: closing the double stops every VM it started, so nothing it 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import os
 import re
 import resource
@@ -59,6 +66,8 @@ HOST = "127.0.0.1"
 STOP_GRACE_SECONDS = 5.0
 # Ids end up in file paths: a conservative alphabet keeps them inside ``root``.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+CONFIG_FILE = "config.yaml"
+MAX_CONFIG_PATH = 500
 
 
 @dataclass
@@ -85,6 +94,7 @@ class VM:
     volume: Path | None
     memory_bytes: int | None
     env: dict[str, str]
+    configs: dict[str, bytes] = field(default_factory=dict)
     state: str = "booting"  # booting -> running -> exited; or failed
     process: subprocess.Popen[bytes] | None = None
     boot_timer: threading.Timer | None = None
@@ -93,6 +103,11 @@ class VM:
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def configs_dir(self) -> Path:
+        """Where the VM's /configs lives on this host."""
+        return self.home / "configs"
 
     def refresh(self) -> None:
         if self.state == "running" and self.process is not None and _exited(self.process):
@@ -116,6 +131,7 @@ class VM:
             "state": self.state,
             "running": self.running,
             "pid": self.process.pid if self.process else None,
+            "configs_dir": str(self.configs_dir),
             "created_at": self.created_at,
         }
 
@@ -147,6 +163,64 @@ def _require(body: dict[str, Any], key: str, kind: type, *, default: Any = None)
     if value is None or wrong_bool or not isinstance(value, kind):
         raise RequestError(422, f"{key} must be a {kind.__name__}")
     return value
+
+
+def _config_path(path: object) -> str:
+    """A path in the configs: relative, no '.', '..' or empty segment, no NUL or backslash."""
+    if (
+        not isinstance(path, str)
+        or not path
+        or len(path) > MAX_CONFIG_PATH
+        or path.startswith("/")
+        or "\\" in path
+        or any(ord(char) < 32 or ord(char) == 127 for char in path)
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        raise RequestError(422, f"configs path {str(path)[:80]!r} is not a plain relative path")
+    return path
+
+
+def _configs(body: dict[str, Any]) -> dict[str, bytes]:
+    """The request's ``configs`` (path -> base64), decoded and checked."""
+    raw = body.get("configs", {})
+    if not isinstance(raw, dict):
+        raise RequestError(422, "configs must map paths to base64 strings")
+    found = {}
+    for path, encoded in raw.items():
+        if not isinstance(encoded, str):
+            raise RequestError(422, f"configs[{path!r}] must be a base64 string")
+        try:
+            found[_config_path(path)] = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise RequestError(422, f"configs[{path!r}] is not base64: {error}") from error
+    return found
+
+
+def _write_configs(vm: VM) -> None:
+    """Write the VM's configs into its fresh directory: folders 0700, files 0600.
+
+    config.yaml's ``a2a.port`` becomes the VM's own port: every VM of the double shares this
+    host, where a real VM would expose the port the console wrote.
+    """
+    root = vm.configs_dir
+    root.mkdir(mode=0o700)
+    for path, data in vm.configs.items():
+        target = root / path
+        # Checked again on the real path: nothing may land outside the VM's directory.
+        if not target.resolve().is_relative_to(root.resolve()):
+            raise RequestError(422, f"configs path {path!r} leaves the configs directory")
+        if path == CONFIG_FILE:
+            try:
+                config = json.loads(data)
+                config["a2a"] = {**(config.get("a2a") or {}), "port": vm.port}
+                data = (json.dumps(config, indent=2) + "\n").encode()
+            except (ValueError, TypeError, AttributeError) as error:
+                raise RequestError(422, f"config.yaml is not a JSON mapping: {error}") from error
+        for folder in reversed(target.relative_to(root).parents[:-1]):
+            (root / folder).mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
 
 
 def _safe_id(value: str, what: str) -> str:
@@ -284,6 +358,7 @@ class ControlPlaneDouble:
         generation = _require(body, "generation", int, default=0)
         tier_settings = _require(body, "tier_settings", dict, default={})
         memory = tier_settings.get("memory_bytes")
+        configs = _configs(body)
         with self.lock:
             if key:
                 # A retried provision (the answer was lost on the way) gets the same VM back
@@ -310,9 +385,15 @@ class ControlPlaneDouble:
                 volume=volume,
                 memory_bytes=memory if isinstance(memory, int) and memory > 0 else None,
                 env=env,
+                configs=configs,
             )
-            self._vms[instance_id] = vm
             vm.home.mkdir(parents=True)
+            try:
+                _write_configs(vm)
+            except (RequestError, OSError):
+                shutil.rmtree(vm.home, ignore_errors=True)
+                raise
+            self._vms[instance_id] = vm
             self._console(vm, f"VM {instance_id} created for workspace {workspace_id} ({org})")
             if self.faults.slow_boot:
                 self._console(vm, f"booting slowly: {self.faults.slow_boot:g}s")
@@ -393,9 +474,11 @@ class ControlPlaneDouble:
                 "TMPDIR": str(tmp),
                 "PYTHONDONTWRITEBYTECODE": "1",
                 **vm.env,
+                # The VM's /configs is its directory here.
+                "CONFIGS_DIR": str(vm.configs_dir),
+                "WORKSPACE_CONFIG_PATH": str(vm.configs_dir),
+                # Not the contract: the double's VMs share the host, so they listen on loopback.
                 "MOLECULE_AGENT_HOST": HOST,
-                "MOLECULE_AGENT_PORT": str(vm.port),
-                "MOLECULE_AGENT_URL": vm.url,
             }
             try:
                 tmp.mkdir(exist_ok=True)

@@ -70,9 +70,7 @@ def test_a_fifty_workspace_tree_imports_and_comes_online_on_the_local_backend(
     member = Workspace.objects.get(org=result.org, name="Member 6.5")
     [pid] = agent_pids(local_fleet, member.pk)
     assert environ(pid)["OPENAI_API_KEY"] == "sk-fleet"
-    running = Counter(
-        environ(pid).get("MOLECULE_WORKSPACE_ID") for pid in processes_under(local_fleet)
-    )
+    running = Counter(environ(pid).get("WORKSPACE_ID") for pid in processes_under(local_fleet))
     assert {str(pk): running[str(pk)] for pk in ids} == {str(pk): 1 for pk in ids}
     assert (
         StructureEvent.objects.filter(

@@ -8,6 +8,7 @@ is all such a test needs of it.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 
@@ -19,29 +20,31 @@ CLOSED_REGISTRY = "http://127.0.0.1:9"
 
 
 def make_spec(
-    *, tier: int = 2, env: dict[str, str] | None = None, workspace_dir: str = ""
+    *, tier: int = 2, env: dict[str, str] | None = None, workspace_dir: str = "", **changes: Any
 ) -> InstanceSpec:
     workspace_id = str(uuid.uuid4())
-    return InstanceSpec(
-        workspace_id=workspace_id,
-        name="probe",
-        org_slug="acme",
-        runtime="langgraph",
-        tier=tier_settings(tier),
-        generation=1,
-        env={
-            "MOLECULE_WORKSPACE_ID": workspace_id,
-            "MOLECULE_WORKSPACE_TOKEN": "not-a-real-token",
+    fields: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "name": "probe",
+        "org_slug": "acme",
+        "runtime": "langgraph",
+        "tier": tier_settings(tier),
+        "generation": 1,
+        "env": {
             "MOLECULE_WORKSPACE_NAME": "probe",
             "MOLECULE_ORG": "acme",
             "MOLECULE_RUNTIME": "langgraph",
             "MOLECULE_TIER": str(tier),
-            "MOLECULE_REGISTRY_URL": CLOSED_REGISTRY,
             "MOLECULE_HEARTBEAT_INTERVAL": "1",
             **(env or {}),
         },
-        workspace_dir=workspace_dir,
-    )
+        "workspace_dir": workspace_dir,
+        # The agent contract: its token, the console to call (closed), config.yaml's content.
+        "token": "not-a-real-token",
+        "platform_url": CLOSED_REGISTRY,
+        "config": {"name": "probe", "runtime": "langgraph", "tier": tier},
+    }
+    return InstanceSpec(**(fields | changes))
 
 
 def health(url: str) -> int | None:

@@ -336,7 +336,7 @@ class Stack:
         for pid in processes_under(self.agents_root):
             stat = proc_stat(pid)
             if stat is not None and stat[1] == pid:
-                found[environ(pid).get("MOLECULE_WORKSPACE_ID", "?")].append(pid)
+                found[environ(pid).get("WORKSPACE_ID", "?")].append(pid)
         return found
 
     def agent_pid(self, workspace_id: str) -> int:

@@ -38,12 +38,10 @@ def orphan_spec() -> InstanceSpec:
         runtime="langgraph",
         tier=tier_settings(2),
         generation=1,
-        env={
-            "MOLECULE_WORKSPACE_ID": workspace_id,
-            "MOLECULE_WORKSPACE_TOKEN": "not-a-token",
-            # Nothing listens there: an orphan's agent just keeps retrying to register.
-            "MOLECULE_REGISTRY_URL": CLOSED_REGISTRY,
-        },
+        env={},
+        token="not-a-token",
+        # Nothing listens there: an orphan's agent just keeps retrying to register.
+        platform_url=CLOSED_REGISTRY,
     )
 
 
@@ -97,7 +95,7 @@ class LocalHarness(Harness):
                 continue
             env = environ(int(entry.name))
             mine = env.get("HOME", "").startswith(f"{self.root}/")
-            ours = env.get("MOLECULE_WORKSPACE_ID") == str(workspace.pk)
+            ours = env.get("WORKSPACE_ID") == str(workspace.pk)
             if mine and ours and is_alive(int(entry.name)):
                 found.append(entry.name)
         return found

@@ -47,7 +47,7 @@ def _committing() -> Any:
 def _token_of(recording: dict[str, Any], workspace: Workspace) -> str:
     backend = recording[workspace.backend]
     spec = next(s for s in reversed(backend.specs) if s.workspace_id == str(workspace.pk))
-    return spec.env["MOLECULE_WORKSPACE_TOKEN"]
+    return spec.token
 
 
 def _register(recording: dict[str, Any], workspace: Workspace) -> None:

@@ -66,8 +66,13 @@ def agent_pids(root: Path, workspace_id: str) -> list[int]:
     return [
         pid
         for pid in processes_under(root)
-        if environ(pid).get("MOLECULE_WORKSPACE_ID") == str(workspace_id)
+        if environ(pid).get("WORKSPACE_ID") == str(workspace_id)
     ]
+
+
+def agent_token(pid: int) -> str:
+    """The token a running agent was given: its configs directory's .auth_token."""
+    return (Path(environ(pid)["CONFIGS_DIR"]) / ".auth_token").read_text()
 
 
 def address_space_limit(pid: int) -> str:

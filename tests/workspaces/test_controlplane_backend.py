@@ -12,14 +12,19 @@ its shutdown), and that it stays an outside system that imports nothing of the c
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
+import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,10 +62,10 @@ def test_provision_boots_a_vm_whose_agent_answers_on_the_returned_url(backend, c
     assert instance.state["workspace_id"] == spec.workspace_id
     assert wait_for(lambda: health(instance.url) == 200, timeout=20)
     assert backend.is_running(instance)
-    # The VM got the agent's whole environment: token, registry, secrets.
+    # The VM got the agent's environment: the contract's variables, the secrets.
     agent_env = environ(agent_pid(cp_double, instance))
-    assert agent_env["MOLECULE_WORKSPACE_TOKEN"] == spec.env["MOLECULE_WORKSPACE_TOKEN"]
-    assert agent_env["MOLECULE_REGISTRY_URL"] == CLOSED_REGISTRY
+    assert agent_env["WORKSPACE_ID"] == spec.workspace_id
+    assert agent_env["PLATFORM_URL"] == CLOSED_REGISTRY
     assert agent_env["SECRET_OPENAI_API_KEY"] == "sk-test"
     # Its own process group, as a VM is its own machine: stop can take everything with it.
     pid = agent_pid(cp_double, instance)
@@ -413,3 +418,104 @@ def test_the_double_imports_nothing_from_the_console():
                 continue
             found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in forbidden]
     assert found == []
+
+
+# --- the agent contract: configs in the provision request, written into the VM -------------------
+
+
+def agent_configs(url: str) -> dict | None:
+    try:
+        return httpx.get(f"{url}/configs", timeout=2, trust_env=False).json()
+    except httpx.HTTPError:
+        return None
+
+
+def test_the_vm_gets_the_configs_and_the_contracts_environment(backend, cp_double):
+    seed = bytes(range(256))
+    spec = make_spec(
+        files={"skills/research/SKILL.md": b"# Research\n", "seed.bin": seed},
+        config={"name": "probe", "role": "lead"},
+    )
+    instance = backend.start(spec)
+    vm = vm_of(cp_double, instance)
+    configs = Path(vm["configs_dir"])
+
+    assert configs.is_relative_to(cp_double.root / "vms" / instance.instance_id)
+    assert (configs / ".auth_token").read_bytes() == b"not-a-real-token"
+    assert stat.S_IMODE((configs / ".auth_token").stat().st_mode) == 0o600
+    assert stat.S_IMODE(configs.stat().st_mode) == 0o700
+    config = json.loads((configs / "config.yaml").read_text())
+    # The VM's port: the double's VMs share this host, so it rewrites the 8000 the console sent.
+    assert config["a2a"]["port"] == int(instance.url.rsplit(":", 1)[1])
+    assert config["role"] == "lead"
+    assert (configs / "skills" / "research" / "SKILL.md").read_bytes() == b"# Research\n"
+    assert (configs / "seed.bin").read_bytes() == seed
+    env = environ(agent_pid(cp_double, instance))
+    assert env["WORKSPACE_ID"] == spec.workspace_id
+    assert env["PLATFORM_URL"] == CLOSED_REGISTRY
+    assert env["CONFIGS_DIR"] == env["WORKSPACE_CONFIG_PATH"] == str(configs)
+    report = wait_for(lambda: agent_configs(instance.url), timeout=20)
+    assert report["files"]["seed.bin"] == hashlib.sha256(seed).hexdigest()
+    assert report["token_mode"] == "0600"
+    assert instance.ran == "molecule-agent:test"
+
+    # The next generation is a new VM with the new token.
+    backend.stop(instance)
+    second = backend.start(replace(spec, token="the-next-token", generation=2))
+    configs = Path(vm_of(cp_double, second)["configs_dir"])
+    assert (configs / ".auth_token").read_bytes() == b"the-next-token"
+
+
+def test_the_provision_request_carries_the_configs_as_base64(backend, cp_double, monkeypatch):
+    sent: list[dict] = []
+    original = cp_double.provision
+
+    def spy(body: dict, key: str) -> Any:
+        sent.append(body)
+        return original(body, key)
+
+    monkeypatch.setattr(cp_double, "provision", spy)
+    spec = make_spec(files={"notes.md": b"hello"}, image="molecule-hermes:1.4")
+    instance = backend.start(spec)
+
+    [body] = sent
+    assert base64.b64decode(body["configs"]["notes.md"]) == b"hello"
+    assert base64.b64decode(body["configs"][".auth_token"]) == b"not-a-real-token"
+    assert json.loads(base64.b64decode(body["configs"]["config.yaml"]))["a2a"]["port"] == 8000
+    assert body["env"]["CONFIGS_DIR"] == body["env"]["WORKSPACE_CONFIG_PATH"] == "/configs"
+    assert body["platform_url"] == CLOSED_REGISTRY
+    assert body["image"] == "molecule-hermes:1.4"
+    assert instance.ran == "molecule-hermes:1.4"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../escape", "a/../../b", "a\0b", "a//b"])
+def test_a_hostile_file_path_is_refused_before_anything_is_sent(backend, cp_double, path):
+    with pytest.raises(BackendError, match="cannot be delivered") as refused:
+        backend.start(make_spec(files={path: b"pwned"}))
+
+    assert refused.value.permanent
+    assert requests_to(cp_double, *PROVISION) == []
+    assert cp_double.vms() == []
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../escape", "a/../../b", "a//b", ""])
+def test_the_double_refuses_a_hostile_configs_path_itself(cp_double, path):
+    body = {
+        "workspace_id": "ws-hostile",
+        "org": "acme",
+        "tier": 2,
+        "env": {"WORKSPACE_ID": "ws-hostile"},
+        "configs": {path: base64.b64encode(b"pwned").decode()},
+    }
+    response = httpx.post(
+        f"{cp_double.url}/cp/workspaces/provision",
+        json=body,
+        headers={"Authorization": f"Bearer {cp_double.token}"},
+        timeout=10,
+        trust_env=False,
+    )
+
+    assert response.status_code == 422
+    assert "not a plain relative path" in response.json()["error"]
+    assert cp_double.vms() == []
+    assert not (cp_double.root.parent / "escape").exists()

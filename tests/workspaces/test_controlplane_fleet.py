@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.agents import make_spec
 from tests.support.cpdouble import PROVISION, agent_pid, client, post_faults, requests_to
-from tests.support.procs import environ, is_alive
+from tests.support.procs import agent_token, environ, is_alive
 from tests.support.waiting import wait_for
 from workspaces import backends, bearer_secrets, dispatch
 from workspaces.backends import Instance
@@ -69,7 +69,7 @@ def test_a_workspace_on_the_controlplane_gets_a_vm_that_registers_and_heartbeats
     assert workspace.url == vm["url"]
     assert (vm["org"], vm["name"], vm["generation"]) == ("acme", "PM", workspace.generation)
     # The token that dispatch minted reached the VM and is the one the console accepts.
-    token = environ(vm["pid"])["MOLECULE_WORKSPACE_TOKEN"]
+    token = agent_token(vm["pid"])
     assert bearer_secrets.hash_token(token) == workspace.token_hash
     wait_for(lambda: fresh(workspace).uptime_seconds >= 1, timeout=20)
     assert "registered with the console" in dispatch.console(workspace_id=workspace.pk)

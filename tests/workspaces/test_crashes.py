@@ -29,7 +29,7 @@ def _token(recording: dict[str, Any], workspace: Workspace) -> str:
     spec = next(
         s for s in reversed(recording["local"].specs) if s.workspace_id == str(workspace.pk)
     )
-    return spec.env["MOLECULE_WORKSPACE_TOKEN"]
+    return spec.token
 
 
 def _register(recording: dict[str, Any], workspace: Workspace) -> None:

@@ -95,10 +95,10 @@ def test_restart_reads_tier_and_runtime_from_the_row_at_start_time(org, recordin
 
 def test_the_agent_gets_a_fresh_token_whose_hash_alone_is_stored(org, recording, run_tasks):
     workspace = online(org, recording, run_tasks)
-    first = recording["local"].specs[-1].env["MOLECULE_WORKSPACE_TOKEN"]
+    first = recording["local"].specs[-1].token
     with run_tasks():
         dispatch.restart(workspace_id=workspace.pk, actor="test")
-    second = recording["local"].specs[-1].env["MOLECULE_WORKSPACE_TOKEN"]
+    second = recording["local"].specs[-1].token
     workspace.refresh_from_db()
     assert first != second
     assert workspace.token_hash == bearer_secrets.hash_token(second)

@@ -10,11 +10,14 @@ tests/contract/ runs the lifecycle scenarios; test_docker_tiers.py the isolation
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import tarfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import docker
@@ -29,6 +32,7 @@ from workspaces.backends.docker import (
     CONSOLE_HOST_ALIAS,
     LABEL_CONSOLE,
     DockerBackend,
+    configs_volume_name,
     container_name,
     container_options,
     validated_workspace_dir,
@@ -52,11 +56,10 @@ def make_spec(tier: int = 2, **changes: Any) -> InstanceSpec:
         "runtime": "langgraph",
         "tier": tier_settings(tier),
         "generation": 3,
-        "env": {
-            "MOLECULE_WORKSPACE_ID": workspace_id,
-            "MOLECULE_WORKSPACE_TOKEN": "token-for-test",
-            "MOLECULE_REGISTRY_URL": CLOSED_REGISTRY,
-        },
+        "env": {"MOLECULE_HEARTBEAT_INTERVAL": "1"},
+        "token": "token-for-test",
+        "platform_url": CLOSED_REGISTRY,
+        "config": {"name": "PM", "runtime": "langgraph", "workspace_id": workspace_id},
     }
     return InstanceSpec(**(fields | changes))
 
@@ -69,7 +72,9 @@ def health(url: str) -> int | None:
 
 
 @pytest.fixture
-def engine(docker_settings: Engine) -> Iterator[Engine]:
+def engine(docker_settings: Engine, settings: Any) -> Iterator[Engine]:
+    # The name containers call the console by (settings.py adds it when docker is configured).
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, CONSOLE_HOST_ALIAS]
     yield docker_settings
     remove_labelled(docker_settings.client, CONSOLE_ID)
 
@@ -184,8 +189,9 @@ def test_start_runs_a_labelled_container_published_on_loopback(engine):
     assert container.attrs["HostConfig"]["Init"] is True
     # The agent calls the console by a name that the container maps to molecule-net's gateway.
     env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
-    assert env["MOLECULE_REGISTRY_URL"] == f"http://{CONSOLE_HOST_ALIAS}:9"
-    assert env["MOLECULE_WORKSPACE_TOKEN"] == "token-for-test"
+    assert env["PLATFORM_URL"] == f"http://{CONSOLE_HOST_ALIAS}:9"
+    assert env["WORKSPACE_ID"] == spec.workspace_id
+    assert not any(key.startswith("MOLECULE_") and "TOKEN" in key for key in env)
     gateway = engine.client.networks.get("molecule-net").attrs["IPAM"]["Config"][0]["Gateway"]
     _, hosts = container.exec_run(["cat", "/etc/hosts"])
     assert f"{gateway}\t{CONSOLE_HOST_ALIAS}" in hosts.decode()
@@ -431,3 +437,120 @@ def test_a_container_killed_by_hand_is_not_taken_for_out_of_memory(docker_org, d
     )
     assert "the container was killed (SIGKILL, exit 137)" in output
     assert "out of memory" not in output
+
+
+# --- the agent contract: the configs volume, the environment, the image ------------------------
+
+
+def run_inside(container: Any, script: str) -> bytes:
+    code, output = container.exec_run(["sh", "-c", script])
+    assert code == 0, output
+    return output
+
+
+def agent_configs(url: str) -> dict | None:
+    try:
+        return httpx.get(f"{url}/configs", timeout=2, trust_env=False).json()
+    except httpx.HTTPError:
+        return None
+
+
+def test_the_configs_volume_holds_the_token_the_config_and_the_files(engine):
+    seed = bytes(range(256)) * 3
+    spec = make_spec(
+        files={"skills/research/SKILL.md": b"# Research\n", "seed.bin": seed},
+        config={"name": "PM", "role": "lead", "a2a": {"streaming": False}},
+    )
+    backend = DockerBackend()
+    instance = backend.start(spec)
+    container = engine.client.containers.get(instance.instance_id)
+
+    [mount] = [m for m in container.attrs["Mounts"] if m["Destination"] == "/configs"]
+    assert mount["Name"] == configs_volume_name(spec.workspace_id)
+    assert run_inside(container, "cat /configs/.auth_token") == b"token-for-test"
+    modes = run_inside(container, "stat -c %a /configs/.auth_token /configs/seed.bin")
+    assert modes.split() == [b"600", b"600"]
+    config = json.loads(run_inside(container, "cat /configs/config.yaml"))
+    assert config["a2a"] == {"streaming": False, "port": 8000}
+    assert config["role"] == "lead"
+    assert run_inside(container, "cat /configs/skills/research/SKILL.md") == b"# Research\n"
+    digest = run_inside(container, "sha256sum /configs/seed.bin").split()[0].decode()
+    assert digest == hashlib.sha256(seed).hexdigest()
+    env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
+    assert env["WORKSPACE_ID"] == spec.workspace_id
+    assert env["PLATFORM_URL"] == f"http://{CONSOLE_HOST_ALIAS}:9"
+    assert env["CONFIGS_DIR"] == env["WORKSPACE_CONFIG_PATH"] == "/configs"
+    # The agent read them: it answers on the port config.yaml names, with what it found.
+    report = wait_for(lambda: agent_configs(instance.url), timeout=30)
+    assert report["files"]["seed.bin"] == digest
+    assert report["token_mode"] == "0600"
+    assert instance.ran.startswith(f"{engine.image} (sha256:")
+
+    # The next instance gets its own token; what the agent wrote in /configs stays.
+    run_inside(container, "echo kept > /configs/.initial_prompt_done")
+    backend.stop(instance)
+    second = backend.start(replace(spec, token="the-next-token", generation=4))
+    container = engine.client.containers.get(second.instance_id)
+    assert run_inside(container, "cat /configs/.auth_token") == b"the-next-token"
+    assert run_inside(container, "cat /configs/.initial_prompt_done") == b"kept\n"
+
+    # Delete takes the configs volume with the workspace volume.
+    backend.stop(second)
+    backend.remove_storage(second)
+    for name in (volume_name(spec.workspace_id), configs_volume_name(spec.workspace_id)):
+        with pytest.raises(docker.errors.NotFound):
+            engine.client.volumes.get(name)
+
+
+def test_a_link_left_in_the_configs_volume_is_replaced_not_followed(engine):
+    spec = make_spec(files={"skills/x.md": b"delivered"})
+    backend = DockerBackend()
+    first = backend.start(spec)
+    container = engine.client.containers.get(first.instance_id)
+    run_inside(
+        container,
+        "rm -r /configs/skills && ln -s /etc /configs/skills && "
+        "rm /configs/config.yaml && ln -s /etc/hostname /configs/config.yaml",
+    )
+    backend.stop(first)
+
+    second = backend.start(spec)
+
+    container = engine.client.containers.get(second.instance_id)
+    assert run_inside(container, "test -L /configs/skills || echo real") == b"real\n"
+    assert run_inside(container, "cat /configs/skills/x.md") == b"delivered"
+    assert run_inside(container, "test -e /etc/x.md || echo clean") == b"clean\n"
+    assert json.loads(run_inside(container, "cat /configs/config.yaml"))["a2a"]["port"] == 8000
+
+
+def test_the_runtimes_image_runs_and_the_instance_says_so(engine):
+    engine.client.images.get(engine.image).tag("molecule-runtime-test", "1")
+    try:
+        instance = DockerBackend().start(make_spec(image="molecule-runtime-test:1"))
+        assert instance.state["image"] == "molecule-runtime-test:1"
+        assert instance.ran.startswith("molecule-runtime-test:1 (sha256:")
+        wait_for(lambda: health(instance.url) == 200, timeout=30)
+    finally:
+        remove_labelled(engine.client, CONSOLE_ID)
+        engine.client.images.remove("molecule-runtime-test:1")
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../escape", "a/../../b", "a\0b", "a//b"])
+def test_a_hostile_file_path_is_refused_before_anything_is_created(engine, path):
+    spec = make_spec(files={path: b"pwned"})
+
+    with pytest.raises(BackendError, match="cannot be delivered") as refused:
+        DockerBackend().start(spec)
+
+    assert refused.value.permanent
+    with pytest.raises(docker.errors.NotFound):
+        engine.client.containers.get(container_name(spec.workspace_id))
+    with pytest.raises(docker.errors.NotFound):
+        engine.client.volumes.get(configs_volume_name(spec.workspace_id))
+
+
+def test_a_platform_url_the_console_would_turn_away_is_refused(engine, settings):
+    settings.ALLOWED_HOSTS = ["console.example"]
+    with pytest.raises(BackendError, match="not in ALLOWED_HOSTS") as refused:
+        DockerBackend().start(make_spec())
+    assert refused.value.permanent

@@ -11,16 +11,22 @@ own, so a mistake there cannot hide itself.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support.agents import health, make_spec
+from tests.support.agents import CLOSED_REGISTRY, health, make_spec
 from tests.support.procs import (
     address_space_limit,
     environ,
@@ -31,6 +37,7 @@ from tests.support.procs import (
 )
 from tests.support.waiting import wait_for
 from workspaces.backends import BackendError, Instance
+from workspaces.backends.configs import MAX_FILE_BYTES
 from workspaces.backends.local import LocalBackend
 from workspaces.tiers import MiB
 
@@ -409,3 +416,154 @@ def test_a_workspace_dir_that_belongs_to_another_workspaces_agent_is_refused(bac
     with pytest.raises(BackendError, match=f"belongs to uid {other.state['uid']}") as refused:
         backend.start(make_spec(workspace_dir=str(theirs)))
     assert refused.value.permanent
+
+
+# --- the agent contract: configs directory, environment, command ------------------------------
+
+TEMPLATE_FILES = {
+    "skills/research/SKILL.md": b"# Research\n",
+    "seed.bin": bytes(range(256)),
+    # A template shipping these never replaces what the console writes.
+    "config.yaml": b"shipped: true\n",
+    ".auth_token": b"shipped",
+}
+
+
+def agent_owner(instance: Instance) -> int:
+    return instance.state["uid"] if instance.state["uid"] is not None else os.geteuid()
+
+
+def test_the_configs_directory_holds_the_token_the_config_and_the_files(backend, root):
+    spec = make_spec(
+        files=TEMPLATE_FILES,
+        config={"name": "probe", "role": "PM", "a2a": {"streaming": False}},
+    )
+    instance = backend.start(spec)
+    pid, uid = instance.state["pid"], agent_owner(instance)
+    configs = root / spec.workspace_id / "configs"
+
+    assert owner_and_mode(configs) == (uid, 0o700)
+    assert (configs / ".auth_token").read_bytes() == b"not-a-real-token"
+    assert owner_and_mode(configs / ".auth_token") == (uid, 0o600)
+    config = json.loads((configs / "config.yaml").read_text())
+    assert config["a2a"] == {"streaming": False, "port": instance.state["port"]}
+    assert (config["name"], config["role"]) == ("probe", "PM")
+    assert (configs / "skills" / "research" / "SKILL.md").read_bytes() == b"# Research\n"
+    assert (configs / "seed.bin").read_bytes() == bytes(range(256))
+    assert owner_and_mode(configs / "seed.bin") == (uid, 0o600)
+    assert owner_and_mode(configs / "skills" / "research") == (uid, 0o700)
+    env = environ(pid)
+    assert env["WORKSPACE_ID"] == spec.workspace_id
+    assert env["PLATFORM_URL"] == CLOSED_REGISTRY
+    assert env["CONFIGS_DIR"] == env["WORKSPACE_CONFIG_PATH"] == str(configs)
+    # The agent reads them: it listens on config.yaml's port and reports what it found.
+    report = wait_for(lambda: configs_seen(instance.url), timeout=20)
+    assert report["files"]["seed.bin"] == hashlib.sha256(bytes(range(256))).hexdigest()
+    assert report["token_mode"] == "0600"
+    assert instance.ran == shlex.join(
+        [*Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]]
+    )
+
+
+def configs_seen(url: str) -> dict | None:
+    try:
+        return httpx.get(f"{url}/configs", timeout=2, trust_env=False).json()
+    except httpx.HTTPError:
+        return None
+
+
+def test_every_start_writes_the_new_instances_token_and_keeps_what_the_agent_wrote(backend, root):
+    spec = make_spec()
+    first = backend.start(spec)
+    configs = root / spec.workspace_id / "configs"
+    (configs / ".initial_prompt_done").write_text("a marker the runtime keeps")
+    backend.stop(first)
+
+    second = backend.start(replace(spec, token="the-next-token", generation=2))
+
+    assert (configs / ".auth_token").read_bytes() == b"the-next-token"
+    assert owner_and_mode(configs / ".auth_token") == (agent_owner(second), 0o600)
+    assert (
+        json.loads((configs / "config.yaml").read_text())["a2a"]["port"] == (second.state["port"])
+    )
+    assert (configs / ".initial_prompt_done").read_text() == "a marker the runtime keeps"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/passwd", "../escape", "skills/../../escape", "a\0b", "", "a//b", "./a", "a\\b", "a/"],
+)
+def test_a_hostile_file_path_is_refused_before_anything_is_written(backend, root, path):
+    spec = make_spec(files={"fine.md": b"ok", path: b"pwned"})
+
+    with pytest.raises(BackendError, match="cannot be delivered") as refused:
+        backend.start(spec)
+
+    assert refused.value.permanent
+    assert not (root / spec.workspace_id).exists()
+    assert not (root.parent / "escape").exists()
+
+
+def test_oversized_or_clashing_files_are_refused(backend):
+    for files in (
+        {"big.bin": b"x" * (MAX_FILE_BYTES + 1)},
+        {"a": b"file", "a/b": b"under a file"},
+    ):
+        with pytest.raises(BackendError, match="cannot be delivered"):
+            backend.start(make_spec(files=files))
+
+
+def test_links_an_agent_left_in_its_configs_are_replaced_never_followed(backend, root, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("untouched")
+    spec = make_spec(files={"skills/x.md": b"delivered", "victim": b"delivered"})
+    backend.stop(backend.start(spec))
+    configs = root / spec.workspace_id / "configs"
+    # What a hostile agent could leave for the console's next start.
+    shutil.rmtree(configs / "skills")
+    (configs / "skills").symlink_to(outside)
+    (configs / "victim").unlink()
+    (configs / "victim").symlink_to(outside / "victim")
+    (configs / ".auth_token").unlink()
+    (configs / ".auth_token").symlink_to(outside / "victim")
+
+    backend.start(spec)
+
+    assert (outside / "victim").read_text() == "untouched"
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert not (configs / "skills").is_symlink()
+    assert (configs / "skills" / "x.md").read_bytes() == b"delivered"
+    assert not (configs / "victim").is_symlink()
+    assert (configs / ".auth_token").read_bytes() == b"not-a-real-token"
+
+
+def test_a_platform_url_the_console_would_turn_away_is_refused(backend, settings):
+    settings.ALLOWED_HOSTS = ["console.example"]
+    with pytest.raises(BackendError, match="not in ALLOWED_HOSTS") as refused:
+        backend.start(make_spec())
+    assert refused.value.permanent
+
+
+def test_a_runtime_command_runs_as_given_with_the_contract(backend, root):
+    script = 'printf %s "$WORKSPACE_ID $(pwd)" > "$CONFIGS_DIR/seen"; exec sleep 300'
+    spec = make_spec(command=("sh", "-c", script))
+    instance = backend.start(spec)
+    pid = instance.state["pid"]
+
+    assert instance.ran == shlex.join(["sh", "-c", script])
+    seen = root / spec.workspace_id / "configs" / "seen"
+    wait_for(lambda: seen.exists() and seen.read_text().strip(), timeout=10)
+    assert seen.read_text() == f"{spec.workspace_id} {root / spec.workspace_id / 'workspace'}"
+    assert ids_of(pid)[0] == agent_owner(instance)
+    assert address_space_limit(pid) == str(512 * MiB)  # the tier's limits, whatever runs
+    assert "sh -c" in backend.console(instance).splitlines()[0]
+    backend.stop(instance)
+    assert not is_alive(pid)
+
+
+def test_a_runtime_command_that_does_not_exist_is_a_permanent_error(backend):
+    with pytest.raises(BackendError, match="cannot run molecule-no-such-runtime") as refused:
+        backend.start(make_spec(command=("molecule-no-such-runtime", "--serve")))
+    assert refused.value.permanent
+    assert backend.list_instances() == []

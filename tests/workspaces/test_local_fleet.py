@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from tests.support import page_walk
 from tests.support.agents import CLOSED_REGISTRY, make_spec
-from tests.support.procs import agent_pids, environ, group_members, is_alive
+from tests.support.procs import agent_pids, agent_token, group_members, is_alive
 from tests.support.rows import status_of
 from tests.support.waiting import wait_for
 from workspaces import dispatch
@@ -315,7 +315,7 @@ def test_delete_of_a_stopped_workspace_removes_its_directory(local_fleet, org):
 def test_restart_starts_a_new_process_and_refuses_the_old_token(local_fleet, org, live_server):
     workspace = online(org)
     old_pid, old_ticks = process(workspace)
-    old_token = environ(old_pid)["MOLECULE_WORKSPACE_TOKEN"]
+    old_token = agent_token(old_pid)
 
     dispatch.restart(workspace_id=workspace.pk, actor="test")
     wait_for(lambda: status_of(workspace) == Status.ONLINE, timeout=30)
@@ -324,7 +324,7 @@ def test_restart_starts_a_new_process_and_refuses_the_old_token(local_fleet, org
     assert new_pid != old_pid
     assert not is_alive(old_pid, old_ticks)
     assert agent_pids(local_fleet, workspace.pk) == [new_pid]
-    assert environ(new_pid)["MOLECULE_WORKSPACE_TOKEN"] != old_token
+    assert agent_token(new_pid) != old_token
     response = httpx.post(
         f"{live_server.url}/registry/heartbeat",
         json={"workspace_id": str(workspace.pk), "error_rate": 0},
@@ -338,20 +338,17 @@ def test_an_agent_holding_a_superseded_token_exits_by_itself(local_fleet, org, s
     # An agent the console no longer accepts (say a restart's stop failed to reach it) leaves on
     # its own at its next call, rather than reporting for a workspace that moved on.
     workspace = online(org)
-    old_token = environ(process(workspace)[0])["MOLECULE_WORKSPACE_TOKEN"]
+    old_token = agent_token(process(workspace)[0])
     dispatch.restart(workspace_id=workspace.pk, actor="test")
-    # Its own directory under the fleet's root (so teardown kills it if it lingers), but the
+    # A root of its own inside the fleet's (so teardown kills it if it lingers), but the
     # workspace's id and its previous token.
-    spec = make_spec(env={"MOLECULE_REGISTRY_URL": settings.MOLECULE_REGISTRY_URL})
     spec = replace(
-        spec,
-        env={
-            **spec.env,
-            "MOLECULE_WORKSPACE_ID": str(workspace.pk),
-            "MOLECULE_WORKSPACE_TOKEN": old_token,
-        },
+        make_spec(),
+        workspace_id=str(workspace.pk),
+        token=old_token,
+        platform_url=settings.MOLECULE_REGISTRY_URL,
     )
-    stray_backend = LocalBackend(local_fleet)
+    stray_backend = LocalBackend(local_fleet / "stray")
     stray = stray_backend.start(spec)
 
     wait_for(lambda: not stray_backend.is_running(stray), timeout=20)

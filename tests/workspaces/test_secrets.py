@@ -395,7 +395,7 @@ def test_a_stored_name_the_rule_no_longer_accepts_fails_the_start_with_a_sentenc
     assert env.get(key) != "hijacked"
     assert env["MOLECULE_SECRET_KEYS"] == "OPENAI_API_KEY"
     assert env["OPENAI_API_KEY"] == VALUE
-    assert env["MOLECULE_WORKSPACE_ID"] == str(workspace.pk)
+    assert recording["local"].specs[-1].workspace_id == str(workspace.pk)
 
 
 # --- the workspace page -------------------------------------------------------------------------

@@ -2,10 +2,18 @@
 
 Standard library only, so it runs unchanged as a child process, in a container or in a VM.
 
-It serves ``GET /health`` and ``GET /agent-card`` on ``MOLECULE_AGENT_HOST:MOLECULE_AGENT_PORT``,
-registers with the console (``POST /registry/register``) and then heartbeats
-(``POST /registry/heartbeat``) every ``MOLECULE_HEARTBEAT_INTERVAL`` seconds with its workspace
-token. Its error rate is real: a work loop runs a small self-check task twice a second and the
+It reads the agent contract (docs/agent-contract.md) and nothing else of the backend that
+started it, exactly like Molecule's workspace runtime: ``WORKSPACE_ID`` and ``PLATFORM_URL`` from
+the environment, its token from ``$CONFIGS_DIR/.auth_token`` and its name, port and the rest from
+``$WORKSPACE_CONFIG_PATH/config.yaml`` (JSON, which is YAML). It serves ``GET /health``,
+``GET /agent-card`` (also at ``/.well-known/agent.json`` and ``/.well-known/agent-card.json``) and
+``GET /configs`` (what it found in its configs directory) on ``a2a.port``, registers with the
+console (``POST {PLATFORM_URL}/registry/register``) and then heartbeats
+(``POST /registry/heartbeat``) every ``MOLECULE_HEARTBEAT_INTERVAL`` seconds with its token.
+``MOLECULE_AGENT_HOST`` (not part of the contract) is the address it listens on: every address
+unless the backend says otherwise (a process on the host's network listens on loopback only).
+
+Its error rate is real: a work loop runs a small self-check task twice a second and the
 rate is the share of failures among the last 20. ``MOLECULE_AGENT_FAIL_RATIO`` (or
 ``POST /control/faults {"fail_ratio": x}``) makes that share of tasks fail, which is how tests and
 demos drive a workspace into degraded and back.
@@ -19,10 +27,13 @@ over, or the workspace was stopped), 2 on bad configuration.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -34,6 +45,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WINDOW = 20
 TASK_PERIOD = 0.5
+DEFAULT_CONFIGS = "/configs"
+TOKEN_FILE = ".auth_token"
+CONFIG_FILE = "config.yaml"
+# What the agent reports of its configs directory stays well inside the registry's card limit.
+REPORT_BYTES = 16 * 1024
 
 
 def _read(path: str) -> str:
@@ -118,25 +134,124 @@ def log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent: {message}", flush=True)
 
 
+def read_token(configs_dir: str) -> str:
+    """The instance's token from ``.auth_token`` ("" when there is none: no bearer is sent)."""
+    try:
+        with open(os.path.join(configs_dir, TOKEN_FILE)) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def load_config(config_dir: str) -> dict:
+    """config.yaml, which the console writes as JSON; exits 2 when it is missing or unreadable."""
+    path = os.path.join(config_dir, CONFIG_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as error:
+        log(f"cannot read {path}: {error}")
+        raise SystemExit(2) from None
+    if not isinstance(config, dict):
+        log(f"{path} is not a mapping")
+        raise SystemExit(2)
+    return config
+
+
+def _digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(65536), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def configs_report(configs_dir: str, config: dict) -> dict[str, object]:
+    """What this agent found in its configs directory: each file's sha256 (the template's files,
+    markers it wrote itself), the token file's mode, and what config.yaml carries."""
+    files: dict[str, str] = {}
+    count = 0
+    size = 0
+    for folder, folders, names in os.walk(configs_dir):
+        folders.sort()
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, configs_dir)
+            if relative in (TOKEN_FILE, CONFIG_FILE):
+                continue
+            try:
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    continue
+                digest = _digest(path)
+            except OSError:
+                continue
+            count += 1
+            size += len(relative) + len(digest) + 8
+            if size <= REPORT_BYTES:
+                files[relative] = digest
+    try:
+        token_mode = f"{stat.S_IMODE(os.stat(os.path.join(configs_dir, TOKEN_FILE)).st_mode):04o}"
+    except OSError:
+        token_mode = ""
+    memories = config.get("initial_memories")
+    plugins = config.get("plugins")
+    return {
+        "files": files,
+        "file_count": count,
+        "token_mode": token_mode,
+        "initial_memories": len(memories) if isinstance(memories, list) else 0,
+        "plugins": [str(plugin) for plugin in plugins] if isinstance(plugins, list) else [],
+        "prompt_files": config.get("prompt_files") or [],
+        "model": str(config.get("model", "")),
+        "role": str(config.get("role", "")),
+    }
+
+
 class Agent:
     def __init__(self, environ: dict[str, str]) -> None:
+        self.workspace_id = environ.get("WORKSPACE_ID", "")
+        if not self.workspace_id:
+            log("FATAL: WORKSPACE_ID is not set")
+            raise SystemExit(2)
+        # No PLATFORM_URL: the agent serves, but has no console to register with.
+        self.platform = environ.get("PLATFORM_URL", "").rstrip("/")
+        self.configs_dir = environ.get("CONFIGS_DIR") or DEFAULT_CONFIGS
+        config_dir = environ.get("WORKSPACE_CONFIG_PATH") or DEFAULT_CONFIGS
+        self.token = read_token(self.configs_dir)
+        self.config = load_config(config_dir)
+        a2a = self.config.get("a2a") if isinstance(self.config.get("a2a"), dict) else {}
         try:
-            self.workspace_id = environ["MOLECULE_WORKSPACE_ID"]
-            self.token = environ["MOLECULE_WORKSPACE_TOKEN"]
-            self.registry = environ["MOLECULE_REGISTRY_URL"].rstrip("/")
-        except KeyError as missing:
-            log(f"missing environment variable {missing}")
-            raise SystemExit(2) from None
-        self.host = environ.get("MOLECULE_AGENT_HOST", "0.0.0.0")
-        self.port = int(environ.get("MOLECULE_AGENT_PORT", "8000"))
-        self.url = environ.get("MOLECULE_AGENT_URL", "")
+            self.port = int(a2a.get("port", 8000))
+        except (TypeError, ValueError):
+            self.port = 0
+        if not 0 < self.port < 65536:
+            log(f"a2a.port in config.yaml must be 1..65535, not {a2a.get('port')!r}")
+            raise SystemExit(2)
+        self.host = environ.get("MOLECULE_AGENT_HOST") or "0.0.0.0"
+        # The URL it registers, as Molecule's runtime does: its host name when it listens on
+        # every address (the backend records the URL it exposes; the console keeps that one).
+        advertised = self.host
+        if advertised in ("0.0.0.0", "::"):
+            advertised = environ.get("HOSTNAME") or socket.gethostname()
+        self.url = f"http://{advertised}:{self.port}"
         self.interval = float(environ.get("MOLECULE_HEARTBEAT_INTERVAL", "30"))
         self.fail_ratio = float(environ.get("MOLECULE_AGENT_FAIL_RATIO", "0"))
+        self.configs = configs_report(self.configs_dir, self.config)
+        config = self.config
         self.card = {
-            "name": environ.get("MOLECULE_WORKSPACE_NAME", self.workspace_id),
-            "runtime": environ.get("MOLECULE_RUNTIME", ""),
-            "tier": environ.get("MOLECULE_TIER", ""),
-            "skills": ["echo"],
+            "name": str(config.get("name") or self.workspace_id),
+            "description": str(config.get("description", "")),
+            "version": str(config.get("version", "1.0.0")),
+            "url": self.url,
+            "skills": [
+                {"id": "echo", "name": "echo", "description": "Echoes a message.", "tags": []}
+            ],
+            "capabilities": {
+                "streaming": bool(a2a.get("streaming", True)),
+                "pushNotifications": bool(a2a.get("push_notifications", True)),
+            },
+            "runtime": str(config.get("runtime", "")),
+            "tier": str(config.get("tier", "")),
             # Names only, never values: which of the secrets the console injected arrived.
             "secrets": sorted(
                 key
@@ -144,6 +259,7 @@ class Agent:
                 if key and key in environ
             ),
             "isolation": isolation_facts(environ),
+            "configs": self.configs,
         }
         self.started = time.monotonic()
         self.outcomes: deque[bool] = deque(maxlen=WINDOW)
@@ -186,10 +302,14 @@ class Agent:
 
     # --- console --------------------------------------------------------------------------
     def post(self, path: str, body: dict) -> tuple[int, dict]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            # No token file, no header, as Molecule's runtime does.
+            headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(
-            self.registry + path,
-            data=json.dumps({"workspace_id": self.workspace_id, **body}).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            self.platform + path,
+            data=json.dumps(body).encode(),
+            headers=headers,
             method="POST",
         )
         try:
@@ -201,8 +321,20 @@ class Agent:
             except ValueError:
                 return error.code, {}
 
-    def heartbeat_body(self) -> dict:
+    def register_body(self) -> dict:
+        # Molecule's shape is {"id", "url", "agent_card"}. "workspace_id" is sent too until the
+        # registry accepts "id" everywhere (it is being extended to); both name this workspace.
         return {
+            "id": self.workspace_id,
+            "workspace_id": self.workspace_id,
+            "url": self.url,
+            "agent_card": self.card,
+        }
+
+    def heartbeat_body(self) -> dict:
+        # Heartbeats name the workspace "workspace_id", as Molecule's do.
+        return {
+            "workspace_id": self.workspace_id,
             "error_rate": self.error_rate(),
             "sample_error": self.sample_error,
             "active_tasks": 1 if self.fail_ratio < 1 else 0,
@@ -212,12 +344,13 @@ class Agent:
 
     def talk_loop(self) -> None:
         backoff = 0.5
+        if not self.platform:
+            log("no PLATFORM_URL: serving without a console to register with")
+            return
         while not self.stopping.is_set():
             try:
                 if not self.registered:
-                    status, body = self.post(
-                        "/registry/register", {"url": self.url, "agent_card": self.card}
-                    )
+                    status, body = self.post("/registry/register", self.register_body())
                 else:
                     status, body = self.post("/registry/heartbeat", self.heartbeat_body())
             except (OSError, ValueError) as error:
@@ -256,8 +389,14 @@ def make_handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path == "/health":
                 self.reply(200, {"status": "ok", "error_rate": agent.error_rate()})
-            elif self.path in ("/agent-card", "/.well-known/agent.json"):
+            elif self.path in (
+                "/agent-card",
+                "/.well-known/agent.json",
+                "/.well-known/agent-card.json",
+            ):
                 self.reply(200, agent.card)
+            elif self.path == "/configs":
+                self.reply(200, agent.configs)
             else:
                 self.reply(404, {"error": "not found"})
 
@@ -294,7 +433,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, shutdown)
     log(
         f"workspace {agent.workspace_id} serving on {agent.host}:{server.server_address[1]}, "
-        f"heartbeat every {agent.interval:g}s to {agent.registry}"
+        f"heartbeat every {agent.interval:g}s to {agent.platform or '(no PLATFORM_URL)'}"
     )
     if sidecar := os.environ.get("MOLECULE_AGENT_SIDECAR"):
         child = subprocess.Popen(shlex.split(sidecar), stdin=subprocess.DEVNULL)

@@ -85,6 +85,14 @@ LIFECYCLE_ROWS = (
 )
 
 
+# The agent contract's rows (docs/agent-contract.md): what a template carries reaches the agent.
+CONTRACT_ROWS = (
+    "template_files",
+    "memories",
+    "config_restart",
+)
+
+
 def at_parity(*rows: str) -> dict[str, Declared]:
     return {row: parity() for row in rows}
 

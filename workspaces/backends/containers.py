@@ -9,7 +9,9 @@ applies them on a live engine.
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
+import tarfile
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from docker.errors import APIError, NotFound
 
 from workspaces.backends.base import BackendError
+from workspaces.backends.configs import CONFIGS_MOUNT
 from workspaces.paths import normal_form, workspace_dir_problem
 from workspaces.tiers import TierSettings
 
@@ -40,6 +43,35 @@ def volume_name(workspace_id: str) -> str:
     return f"ws-{workspace_id}-workspace"
 
 
+def configs_volume_name(workspace_id: str) -> str:
+    """The volume mounted at /configs: the agent contract's configs directory."""
+    return f"ws-{workspace_id}-configs"
+
+
+def configs_archive(content: dict[str, bytes], *, mtime: float) -> bytes:
+    """A tar of the configs (relative path -> bytes, judged already) for the engine to unpack at
+    /configs: every folder on the way as a directory entry (0700), every file 0600, owned by
+    root. The engine replaces whatever stands at a delivered path, a link included."""
+    buffer = io.BytesIO()
+    folders: list[str] = []
+    for path in content:
+        parts = path.split("/")
+        for n in range(1, len(parts)):
+            folder = "/".join(parts[:n])
+            if folder not in folders:
+                folders.append(folder)
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, mtime
+            tar.addfile(info)
+        for path, data in content.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o600, mtime
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def validated_workspace_dir(path: str) -> str:
     """The operator's ``workspace_dir``, in its normal form, if it is safe to bind at /workspace
     now (judged again at the moment of use: a symbolic link may have appeared since it was
@@ -55,13 +87,14 @@ def validated_workspace_dir(path: str) -> str:
 
 
 def container_options(
-    tier: TierSettings, *, storage: str, network: str, engine_socket: str
+    tier: TierSettings, *, storage: str, network: str, engine_socket: str, configs: str = ""
 ) -> dict[str, Any]:
     """The ``containers.create`` keyword arguments that give a container its tier's isolation.
 
     ``storage`` is a volume name or a host directory for /workspace (ignored when the tier has
     none); ``network`` the bridge network for tiers without the host network; ``engine_socket``
-    the engine's unix socket on the host, mounted into T4 containers.
+    the engine's unix socket on the host, mounted into T4 containers; ``configs`` the volume
+    mounted at /configs (every tier: the agent contract's configs directory).
     """
     options: dict[str, Any] = {
         "read_only": tier.read_only_rootfs,
@@ -78,6 +111,8 @@ def container_options(
     if tier.host_pid:
         options["pid_mode"] = "host"
     volumes: dict[str, dict[str, str]] = {}
+    if configs:
+        volumes[configs] = {"bind": CONFIGS_MOUNT, "mode": "rw"}
     if tier.workspace_volume:
         volumes[storage] = {"bind": "/workspace", "mode": "rw"}
     if tier.engine_socket:

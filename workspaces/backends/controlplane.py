@@ -6,11 +6,16 @@ contract written out for whoever implements the other side. In short, every requ
 control plane scopes instances to the credential that created them), and:
 
 * ``POST /cp/workspaces/provision`` with ``{"workspace_id", "org", "name", "runtime", "image",
-  "tier", "tier_settings", "env", "generation", "workspace_dir"}`` and an ``Idempotency-Key:
-  <workspace_id>:<generation>`` header → 201 (or 200 for a repeated key) ``{"instance_id",
-  "url", "state", ...}``. ``env`` is the agent's whole environment: workspace id and token,
-  registry URL, heartbeat interval, secrets. The answer comes when the VM is created, not when
-  the agent is up: the agent registers with the console by itself.
+  "tier", "tier_settings", "env", "configs", "platform_url", "generation", "workspace_dir"}``
+  and an ``Idempotency-Key: <workspace_id>:<generation>`` header → 201 (or 200 for a repeated
+  key) ``{"instance_id", "url", "state", ...}``. ``configs`` is the agent contract's configs
+  directory (docs/agent-contract.md), path → base64: the template's files, ``.auth_token`` and
+  ``config.yaml`` (``a2a.port`` 8000, the port a VM exposes), for the VM's /configs; ``env``
+  is the agent's environment: the contract's ``WORKSPACE_ID``, ``PLATFORM_URL``,
+  ``CONFIGS_DIR`` and ``WORKSPACE_CONFIG_PATH`` (both /configs), heartbeat interval, secrets.
+  The control plane may replace ``PLATFORM_URL`` with the console's address as its VMs reach
+  it. The answer comes when the VM is created, not when the agent is up: the agent registers
+  with the console by itself.
 * ``DELETE /cp/workspaces/<instance_id>`` stops and destroys the VM, keeping its volume;
   404 means it is already gone, which is success (stop is idempotent).
 * ``GET /cp/workspaces/<instance_id>/status`` → ``{"running": bool, "state", ...}``; a booting
@@ -34,6 +39,7 @@ and that is sent again gets the same VM back, not a second one nobody records.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
 from typing import Any, ClassVar
@@ -42,7 +48,9 @@ from urllib.parse import quote
 import httpx
 from django.conf import settings
 
+from workspaces.backends import configs
 from workspaces.backends.base import (
+    CONTRACT_ROWS,
     LIFECYCLE_ROWS,
     Backend,
     BackendError,
@@ -52,11 +60,14 @@ from workspaces.backends.base import (
     at_parity,
     divergent,
 )
+from workspaces.runtimes import BUILTIN
 
 MAX_BACKOFF_SECONDS = 30.0
 # 4xx answers that are not retried here but are not permanent either.
 LATER = frozenset({409, 423, 429})
 DETAIL_LIMIT = 300
+# The port the agent listens on inside a VM (config.yaml's a2a.port, as in a container).
+VM_AGENT_PORT = 8000
 
 
 def _detail(response: httpx.Response) -> str:
@@ -78,7 +89,7 @@ class ControlPlaneBackend(Backend):
 
     name = "controlplane"
     capabilities: ClassVar[dict[str, Declared]] = {
-        **at_parity(*LIFECYCLE_ROWS),
+        **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS),
         **{
             f"tier_{n}": divergent(
                 "Each workspace is a VM: its isolation is the VM boundary, and the control plane "
@@ -233,16 +244,27 @@ class ControlPlaneBackend(Backend):
         Raises BackendError (permanent when the control plane refused the request).
         """
         what = f"provision workspace {spec.org_slug}/{spec.name}"
+        platform_url = configs.checked_platform_url(spec.platform_url)
+        # Judged before anything is sent: a hostile template path refuses the whole start.
+        content = configs.contents(spec, port=VM_AGENT_PORT)
+        image = self.image if spec.image == BUILTIN else spec.image
         tier = dataclasses.asdict(spec.tier)
         body = {
             "workspace_id": spec.workspace_id,
             "org": spec.org_slug,
             "name": spec.name,
             "runtime": spec.runtime,
-            "image": self.image,
+            "image": image,
             "tier": tier.pop("tier"),
             "tier_settings": tier,
-            "env": spec.env,
+            "env": spec.env
+            | configs.contract_env(
+                spec, platform_url=platform_url, configs_dir=configs.CONFIGS_MOUNT
+            ),
+            "configs": {
+                path: base64.b64encode(data).decode("ascii") for path, data in content.items()
+            },
+            "platform_url": platform_url,
             "generation": spec.generation,
             "workspace_dir": spec.workspace_dir,
         }
@@ -262,7 +284,8 @@ class ControlPlaneBackend(Backend):
             "org": spec.org_slug,
             "booted_as": data["state"],
         }
-        return Instance(data["instance_id"], str(data["url"] or ""), state)
+        ran = data.get("image") if isinstance(data.get("image"), str) and data["image"] else image
+        return Instance(data["instance_id"], str(data["url"] or ""), state, ran=ran)
 
     def stop(self, instance: Instance) -> None:
         """Destroy the VM (its volume stays). Idempotent: an unknown instance is already gone."""

@@ -3,9 +3,10 @@
 Through the ``docker`` SDK, so it works against Docker Engine and against Podman's compatible
 API (what ``scripts/engine`` starts on machines without Docker). Per workspace:
 
-* container ``ws-<first 12 hex digits of the id>``, from ``MOLECULE_WORKSPACE_IMAGE`` (built by
-  ``scripts/agent-image``; never pulled at run time), with ``init=True`` (except in the host's
-  PID namespace) so the agent gets SIGTERM from a real PID 1 and stop takes well under a second;
+* container ``ws-<first 12 hex digits of the id>``, from the runtime's image (``spec.image``;
+  ``"builtin"`` is ``MOLECULE_WORKSPACE_IMAGE``, built by ``scripts/agent-image``; never pulled
+  at run time), with ``init=True`` (except in the host's PID namespace) so the agent gets SIGTERM
+  from a real PID 1 and stop takes well under a second;
 * labels that mark it as this console's (``molecule.console``), and name its workspace and org;
   the orphan sweep lists containers by the console label only, so two consoles (or two test runs)
   sharing one engine never sweep each other's containers;
@@ -14,6 +15,13 @@ API (what ``scripts/engine`` starts on machines without Docker). Per workspace:
 * volume ``ws-<id>-workspace`` at /workspace, or the workspace's own ``workspace_dir`` bound there
   (validated: absolute, no ``..``, not a system path); removed by ``remove_storage`` on delete,
   except an operator's own directory, which is theirs;
+* volume ``ws-<id>-configs`` at /configs, the agent contract's configs directory
+  (docs/agent-contract.md): the container is created, the template's files, ``.auth_token`` and
+  ``config.yaml`` (``a2a.port`` 8000, or the host port a host-network tier listens on) are
+  unpacked into it through the engine's archive API, and only then is the container started.
+  The engine replaces whatever stands at a delivered path (a link the last agent left
+  included); what the agent wrote there itself stays. Removed on delete with the workspace
+  volume, and labelled like it;
 * the tier's isolation from :func:`container_options`, a pure function of the tier settings.
 
 How an agent in a container reaches the console (the registry): a container on a bridge network
@@ -24,7 +32,8 @@ host, containers get the same URL with the host ``molecule-console``, which ``ex
 to that gateway in each container's /etc/hosts (a name rather than the address, so
 ``ALLOWED_HOSTS`` can list it before the network exists). ``MOLECULE_DOCKER_REGISTRY_URL``
 overrides all of this when the console is reachable some other way. T4 containers share the
-host's network and use ``MOLECULE_REGISTRY_URL`` as it is.
+host's network and use ``MOLECULE_REGISTRY_URL`` as it is. That URL is the agent's
+``PLATFORM_URL``; its host must be one ``ALLOWED_HOSTS`` accepts, or the start is refused.
 
 Instance state: container id and name, volume or bind directory, published port, workspace id.
 The instance id is the container id, new at every start.
@@ -48,7 +57,9 @@ from django.conf import settings
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 
+from workspaces.backends import configs
 from workspaces.backends.base import (
+    CONTRACT_ROWS,
     LIFECYCLE_ROWS,
     Backend,
     BackendError,
@@ -68,6 +79,8 @@ from workspaces.backends.containers import (
     LABEL_WORKSPACE,
     SOCKET_IN_CONTAINER,
     MiB,
+    configs_archive,
+    configs_volume_name,
     container_name,
     container_options,
     is_conflict,
@@ -79,6 +92,7 @@ from workspaces.backends.containers import (
     with_host,
 )
 from workspaces.envnames import start_problem
+from workspaces.runtimes import BUILTIN
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +100,7 @@ log = logging.getLogger(__name__)
 class DockerBackend(Backend):
     name = "docker"
     capabilities: ClassVar[dict[str, Declared]] = {
-        **at_parity(*LIFECYCLE_ROWS, "tier_1", "tier_2", "tier_3", "tier_4"),
+        **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS, "tier_1", "tier_2", "tier_3", "tier_4"),
     }
     agents_call_in_from_outside_loopback = True  # through molecule-net's gateway
     # T3 runs privileged in the host's PID namespace and T4 holds the engine's socket: both are
@@ -160,8 +174,7 @@ class DockerBackend(Backend):
             permanent=True,
         )
 
-    def _ensure_volume(self, client: docker.DockerClient, spec: InstanceSpec) -> str:
-        name = volume_name(spec.workspace_id)
+    def _ensure_volume(self, client: docker.DockerClient, spec: InstanceSpec, name: str) -> str:
         try:
             client.volumes.get(name)
         except NotFound:
@@ -191,37 +204,45 @@ class DockerBackend(Backend):
         with unless_gone():
             stale.remove(force=True)
 
-    def _agent_env(self, spec: InstanceSpec, gateway: str) -> tuple[dict[str, str], str, dict]:
-        """(environment, url for host-network tiers or "", extra_hosts) for the agent."""
+    def _platform_url(self, spec: InstanceSpec, gateway: str) -> tuple[str, dict[str, str]]:
+        """(PLATFORM_URL as the container reaches the console, extra_hosts to make it so)."""
+        url = spec.platform_url
+        host = urlsplit(url).hostname or ""
+        if spec.tier.host_network:
+            return (with_host(url, "127.0.0.1") if is_loopback_or_wildcard(host) else url), {}
+        if self.registry_url:
+            return self.registry_url, {}
+        if is_loopback_or_wildcard(host):
+            return with_host(url, CONSOLE_HOST_ALIAS), {CONSOLE_HOST_ALIAS: gateway}
+        return url, {}
+
+    def _agent_env(self, spec: InstanceSpec, gateway: str) -> tuple[dict[str, str], str, dict, int]:
+        """(environment, url for host-network tiers or "", extra_hosts, a2a port) for the agent.
+
+        Raises a permanent BackendError when the console would turn the agent's calls away.
+        """
+        platform_url, extra_hosts = self._platform_url(spec, gateway)
+        configs.checked_platform_url(platform_url)
         # The image runs the agent with ``python3 -I`` (scripts/agent-image): no PYTHON*
         # variable steers it, so none is set here either.
         env = {**spec.env, "LANG": "C.UTF-8"}
-        registry = env.get("MOLECULE_REGISTRY_URL", "")
-        host = urlsplit(registry).hostname or ""
-        extra_hosts: dict[str, str] = {}
+        contract = configs.contract_env(
+            spec, platform_url=platform_url, configs_dir=configs.CONFIGS_MOUNT
+        )
         if spec.tier.host_network:
             port = free_loopback_port()
-            url = f"http://127.0.0.1:{port}"
             env |= {
+                # Not the contract: on the host's network the agent listens on loopback only.
                 "MOLECULE_AGENT_HOST": "127.0.0.1",
-                "MOLECULE_AGENT_PORT": str(port),
-                "MOLECULE_AGENT_URL": url,
                 "DOCKER_HOST": f"unix://{SOCKET_IN_CONTAINER}",
+                **contract,
             }
-            if is_loopback_or_wildcard(host):
-                env["MOLECULE_REGISTRY_URL"] = with_host(registry, "127.0.0.1")
-            return env, url, extra_hosts
-        env |= {"MOLECULE_AGENT_HOST": "0.0.0.0", "MOLECULE_AGENT_PORT": str(AGENT_PORT)}
-        if self.registry_url:
-            env["MOLECULE_REGISTRY_URL"] = self.registry_url
-        elif is_loopback_or_wildcard(host):
-            env["MOLECULE_REGISTRY_URL"] = with_host(registry, CONSOLE_HOST_ALIAS)
-            extra_hosts[CONSOLE_HOST_ALIAS] = gateway
+            return env, f"http://127.0.0.1:{port}", extra_hosts, port
         if spec.tier.workspace_volume:
             env["MOLECULE_WORKSPACE_DIR"] = "/workspace"
         if spec.tier.read_only_rootfs:
             env["HOME"] = "/tmp"
-        return env, "", extra_hosts
+        return env | contract, "", extra_hosts, AGENT_PORT
 
     def _container(self, client: docker.DockerClient, instance: Instance) -> Container:
         """The instance's container (raises NotFound when it is gone)."""
@@ -242,26 +263,36 @@ class DockerBackend(Backend):
         """
         if problem := start_problem(spec.env):
             raise BackendError(f"The agent cannot be started: {problem}.", permanent=True)
+        # Judged before anything is created: a hostile template path refuses the whole start.
+        # The port is only known for host-network tiers once the environment is built: judged
+        # here with the bridge port, rendered again below.
+        configs.contents(spec, port=AGENT_PORT)
         name = container_name(spec.workspace_id)
+        image = self.image if spec.image == BUILTIN else spec.image
         bind = ""
         if spec.tier.workspace_volume and spec.workspace_dir:
             bind = validated_workspace_dir(spec.workspace_dir)
         with self._engine(f"start container {name}") as client:
             try:
-                client.images.get(self.image)
+                image_id = client.images.get(image).id
             except NotFound as error:
                 raise BackendError(
-                    f"The workspace image {self.image!r} is not in the container engine, and "
+                    f"The workspace image {image!r} is not in the container engine, and "
                     "images are never pulled at run time. Build it with scripts/agent-image, or "
-                    "set MOLECULE_WORKSPACE_IMAGE to an image the engine has.",
+                    "set MOLECULE_WORKSPACE_IMAGE (or the runtime's image in "
+                    "MOLECULE_RUNTIMES_FILE) to an image the engine has.",
                     permanent=True,
                 ) from error
             gateway = "" if spec.tier.host_network else self._network_gateway(client)
+            env, url, extra_hosts, port = self._agent_env(spec, gateway)
+            content = configs.contents(spec, port=port)
             storage = bind
             if spec.tier.workspace_volume and not bind:
-                storage = self._ensure_volume(client, spec)
+                storage = self._ensure_volume(client, spec, volume_name(spec.workspace_id))
+            configs_volume = self._ensure_volume(
+                client, spec, configs_volume_name(spec.workspace_id)
+            )
             self._clear_name(client, spec)
-            env, url, extra_hosts = self._agent_env(spec, gateway)
             labels = {
                 LABEL_CONSOLE: self.console_id,
                 LABEL_WORKSPACE: spec.workspace_id,
@@ -270,11 +301,15 @@ class DockerBackend(Backend):
                 LABEL_TIER: str(spec.tier.tier),
             }
             options = container_options(
-                spec.tier, storage=storage, network=self.network, engine_socket=self.engine_socket
+                spec.tier,
+                storage=storage,
+                network=self.network,
+                engine_socket=self.engine_socket,
+                configs=configs_volume,
             )
             try:
                 container = client.containers.create(
-                    self.image,
+                    image,
                     name=name,
                     hostname=name,
                     labels=labels,
@@ -289,7 +324,7 @@ class DockerBackend(Backend):
                 )
             except ImageNotFound as error:  # removed between the check and the create
                 raise BackendError(
-                    f"The workspace image {self.image!r} disappeared from the engine; "
+                    f"The workspace image {image!r} disappeared from the engine; "
                     "build it again with scripts/agent-image.",
                     permanent=True,
                 ) from error
@@ -307,6 +342,12 @@ class DockerBackend(Backend):
                     ) from error
                 raise
             try:
+                # Into the created container's /configs volume, before the agent can look.
+                archive = configs_archive(content, mtime=time.time())
+                if not container.put_archive(configs.CONFIGS_MOUNT, archive):
+                    raise BackendError(
+                        f"The engine did not unpack the configs into {name}'s /configs."
+                    )
                 container.start()
                 container.reload()
                 if not spec.tier.host_network:
@@ -320,13 +361,14 @@ class DockerBackend(Backend):
             "name": name,
             "workspace_id": spec.workspace_id,
             "volume": storage if storage and not bind else "",
+            "configs": configs_volume,
             "bind": bind,
             "port": int(url.rsplit(":", 1)[1]),
-            "image": self.image,
+            "image": image,
             "tier": spec.tier.tier,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        return Instance(container.id, url, state)
+        return Instance(container.id, url, state, ran=f"{image} ({image_id[:19]})")
 
     @staticmethod
     def _published_port(container: Container) -> int:
@@ -472,18 +514,21 @@ class DockerBackend(Backend):
         return None
 
     def remove_storage(self, instance: Instance) -> None:
-        """Remove the workspace's /workspace volume (never an operator's own directory).
+        """Remove the workspace's /workspace and /configs volumes (never an operator's own
+        directory).
 
         Called on delete, after stop. Idempotent. Works from the workspace id alone too, so a
-        workspace whose instance state was already forgotten still loses its volume.
+        workspace whose instance state was already forgotten still loses its volumes.
         """
-        name = instance.state.get("volume")
-        if not name and instance.state.get("workspace_id") and not instance.state.get("bind"):
-            name = volume_name(instance.state["workspace_id"])
-        if not name:
-            return
-        with self._engine(f"remove volume {name}") as client, unless_gone():
-            client.volumes.get(name).remove(force=True)
+        workspace_id = instance.state.get("workspace_id")
+        names = [instance.state.get("volume"), instance.state.get("configs")]
+        if workspace_id:
+            if not instance.state.get("bind"):
+                names.append(volume_name(workspace_id))
+            names.append(configs_volume_name(workspace_id))
+        for name in dict.fromkeys(name for name in names if name):
+            with self._engine(f"remove volume {name}") as client, unless_gone():
+                client.volumes.get(name).remove(force=True)
 
     def has_storage(self, instance: Instance) -> bool | None:
         """Whether the workspace's volume still exists (None for an operator's own directory,

@@ -3,10 +3,22 @@
 Like JupyterHub's LocalProcessSpawner. Every workspace gets a directory
 ``MOLECULE_LOCAL_ROOT/<workspace id>/``, the console's own (mode 0711: the agent passes through,
 nothing in it is listed or written by the agent), holding ``console.log`` (the unified boot log),
-``instance.json`` (what is running, for the orphan sweep), ``agent.py`` (the agent's program,
-copied there so it is readable wherever the checkout lives) and the agent's own directories:
-``home/`` (HOME), ``tmp/`` (TMPDIR) and ``workspace/`` (its /workspace, unless the workspace names
+``instance.json`` (what is running, for the orphan sweep), ``agent.py`` (the built-in agent's
+program, copied there so it is readable wherever the checkout lives) and the agent's own
+directories: ``home/`` (HOME), ``tmp/`` (TMPDIR), ``configs/`` (the agent contract's configs
+directory, docs/agent-contract.md) and ``workspace/`` (its /workspace, unless the workspace names
 its own ``workspace_dir``).
+
+**The agent contract.** Before every start ``configs/`` receives the template's files,
+``.auth_token`` (the new instance's token) and ``config.yaml`` (with ``a2a.port``, the loopback
+port the agent is given), each file 0600 and the agent's, and the agent's environment gets
+``WORKSPACE_ID``, ``PLATFORM_URL``, ``CONFIGS_DIR`` and ``WORKSPACE_CONFIG_PATH``. The directory
+is the agent's own and outlives restarts (a runtime keeps markers there), so it may hold
+whatever the last agent left, symbolic links included: every write goes through directory file
+descriptors without following a link, and a link or file where a delivered folder or file goes
+is removed first. What runs is the runtime's command (``spec.command``): ``("builtin",)`` is the
+console's agent, run by an isolated interpreter; any other argv runs as given (found on PATH), as
+the agent's user, in the workspace directory.
 
 **Who the agent runs as.** When the console runs as root, every agent runs as a user of its own:
 a uid (and a gid of the same number, no supplementary groups) in ``MOLECULE_LOCAL_UID_BASE`` …
@@ -38,10 +50,13 @@ in between still recognises its processes and never signals a recycled pid.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -50,12 +65,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from stat import S_IMODE, S_IXOTH
+from stat import S_IMODE, S_ISDIR, S_IXOTH
 from typing import ClassVar
 
 from django.conf import settings
 
+from workspaces.backends import configs
 from workspaces.backends.base import (
+    CONTRACT_ROWS,
     LIFECYCLE_ROWS,
     Backend,
     BackendError,
@@ -68,21 +85,34 @@ from workspaces.backends.base import (
 )
 from workspaces.envnames import start_problem
 from workspaces.paths import normal_form, workspace_dir_problem
+from workspaces.runtimes import BUILTIN
 
 AGENT = Path(__file__).resolve().parent.parent / "agent" / "main.py"
 # Run first, as the agent's user, in the agent's process: it lowers its own limits (which needs
 # no privilege, where setting another process's needs CAP_SYS_RESOURCE, which a root in a
-# container may lack) and pins its CPUs, then becomes the agent (exec: same pid). Hard limits a
-# process lowered it cannot raise again. argv: nofile, address space (0: none), cpus, command.
+# container may lack) and pins its CPUs, then becomes the agent (exec: same pid, the command
+# found on PATH). Hard limits a process lowered it cannot raise again. argv: the write end of a
+# pipe (closed by the exec, so the console reads end-of-file once the agent runs, or the reason
+# it could not), nofile, address space (0: none), cpus, command.
 TRAMPOLINE = (
     "import os, resource, sys\n"
-    "nofile, memory, cpus, *command = sys.argv[1:]\n"
-    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(nofile), int(nofile)))\n"
-    "if int(memory):\n"
-    "    resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))\n"
-    "if cpus:\n"
-    "    os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(',')})\n"
-    "os.execv(command[0], command)\n"
+    "ready, nofile, memory, cpus, *command = sys.argv[1:]\n"
+    "ready = int(ready)\n"
+    "os.set_inheritable(ready, False)\n"
+    "try:\n"
+    "    resource.setrlimit(resource.RLIMIT_NOFILE, (int(nofile), int(nofile)))\n"
+    "    if int(memory):\n"
+    "        resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))\n"
+    "    if cpus:\n"
+    "        os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(',')})\n"
+    "except (OSError, ValueError) as error:\n"
+    "    os.write(ready, f'its tier limits could not be applied: {error}'.encode())\n"
+    "    os._exit(126)\n"
+    "try:\n"
+    "    os.execvp(command[0], command)\n"
+    "except OSError as error:\n"
+    "    os.write(ready, f'cannot run {command[0]}: {error.strerror}'.encode())\n"
+    "    os._exit(127)\n"
 )
 EXEC_WAIT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 5.0
@@ -181,6 +211,88 @@ def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     os.replace(draft, path)
 
 
+def _remove_at(parent: int, name: str) -> None:
+    """Remove the entry ``name`` of the directory ``parent`` (a link itself, never its target)."""
+    if S_ISDIR(os.lstat(name, dir_fd=parent).st_mode):
+        shutil.rmtree(name, dir_fd=parent)
+    else:
+        os.unlink(name, dir_fd=parent)
+
+
+def _folder_at(parent: int, name: str, owner: tuple[int, int] | None) -> int:
+    """A descriptor of the real folder ``name`` in ``parent``, the agent's and 0700.
+
+    Whatever else is there (a symbolic link to somewhere else, a file) is removed first: the
+    console decides what a delivered path is, not the agent that ran before.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        fd = os.open(name, flags, dir_fd=parent)
+    except FileNotFoundError:
+        fd = -1
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        _remove_at(parent, name)
+        fd = -1
+    if fd < 0:
+        os.mkdir(name, configs.DIR_MODE, dir_fd=parent)
+        fd = os.open(name, flags, dir_fd=parent)
+    if owner is not None:
+        os.fchown(fd, *owner)
+    os.fchmod(fd, configs.DIR_MODE)
+    return fd
+
+
+def _file_at(parent: int, name: str, data: bytes, owner: tuple[int, int] | None) -> None:
+    """Replace the entry ``name`` of ``parent`` with a new file of ``data`` (0600, the agent's).
+
+    Written under a draft name and renamed over the old entry: never written through a link
+    or into a file another name shares.
+    """
+    draft = f".molecule-draft-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        _remove_at(parent, draft)
+    fd = os.open(
+        draft,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+        configs.FILE_MODE,
+        dir_fd=parent,
+    )
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(fd, configs.FILE_MODE)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        file.write(data)
+    with contextlib.suppress(FileNotFoundError):
+        if S_ISDIR(os.lstat(name, dir_fd=parent).st_mode):
+            shutil.rmtree(name, dir_fd=parent)
+    os.replace(draft, name, src_dir_fd=parent, dst_dir_fd=parent)
+
+
+def _write_configs(folder: Path, content: dict[str, bytes], owner: tuple[int, int] | None) -> None:
+    """Deliver ``content`` (relative path -> bytes, judged already) into the configs folder.
+
+    Files the agent wrote there itself stay; every delivered one is written anew.
+    """
+    _private_dir(folder, owner)
+    top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for path, data in content.items():
+            *parents, name = path.split("/")
+            here = os.dup(top)
+            try:
+                for part in parents:
+                    inner = _folder_at(here, part, owner)
+                    os.close(here)
+                    here = inner
+                _file_at(here, name, data, owner)
+            finally:
+                os.close(here)
+    finally:
+        os.close(top)
+
+
 def _blocked_on_the_way(path: Path) -> Path | None:
     """The first directory on the way to ``path`` that other users cannot pass through."""
     for folder in [*reversed(path.parents), path]:
@@ -202,7 +314,7 @@ def switches_users() -> bool:
 class LocalBackend(Backend):
     name = "local"
     capabilities: ClassVar[dict[str, Declared]] = {
-        **at_parity(*LIFECYCLE_ROWS),
+        **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS),
         "tier_1": divergent(
             "A process gets no read-only root and no namespaces of its own: memory (RLIMIT_AS) "
             "and one CPU (affinity) are applied and /workspace is withheld. / is not read-only, "
@@ -359,6 +471,7 @@ class LocalBackend(Backend):
     def start(self, spec: InstanceSpec) -> Instance:
         if problem := start_problem(spec.env):
             raise BackendError(f"The agent cannot be started: {problem}.", permanent=True)
+        platform_url = configs.checked_platform_url(spec.platform_url)
         operator = ""
         if spec.tier.workspace_volume and spec.workspace_dir:
             # Judged again now, before anything is created: a row may predate the rule.
@@ -367,8 +480,12 @@ class LocalBackend(Backend):
                     f"The workspace directory cannot be used: {problem}.", permanent=True
                 )
             operator = normal_form(spec.workspace_dir)
+        port = free_loopback_port()
+        url = f"http://127.0.0.1:{port}"
+        # Judged before anything is written: a hostile template path refuses the whole start.
+        content = configs.contents(spec, port=port)
         base = self._dir(spec.workspace_id)
-        home, tmp = base / "home", base / "tmp"
+        home, tmp, configs_dir = base / "home", base / "tmp", base / "configs"
         ids: tuple[int, int] | None = None
         try:
             self._prepare_root()
@@ -377,8 +494,7 @@ class LocalBackend(Backend):
                 ids = self._agent_ids(spec.workspace_id, home)
             _private_dir(home, ids)
             _private_dir(tmp, ids)
-            agent = base / "agent.py"
-            _write_private(agent, AGENT.read_bytes(), 0o644)
+            _write_configs(configs_dir, content, ids)
             env = {
                 # The workspace's variables first, so the backend's own below always win.
                 **spec.env,
@@ -399,16 +515,22 @@ class LocalBackend(Backend):
                 cwd = tmp  # T1 has no /workspace at all
             # What /proc/<pid>/cwd must say once the agent runs: the real path, computed now.
             expected_cwd = operator or os.path.realpath(cwd)
-            port = free_loopback_port()
-            url = f"http://127.0.0.1:{port}"
             env |= {
+                # Not the contract: where to listen. A process shares the host's network, so
+                # the agent listens on loopback only, never on every address.
                 "MOLECULE_AGENT_HOST": "127.0.0.1",
-                "MOLECULE_AGENT_PORT": str(port),
-                "MOLECULE_AGENT_URL": url,
+                **configs.contract_env(
+                    spec, platform_url=platform_url, configs_dir=str(configs_dir)
+                ),
             }
             python = self._python(ids)
-            # -I: no PYTHON* variable, user site or working directory steers the interpreter.
-            command = [python, "-I", "-u", "-B", str(agent)]
+            if spec.command == (BUILTIN,):
+                agent = base / "agent.py"
+                _write_private(agent, AGENT.read_bytes(), 0o644)
+                # -I: no PYTHON* variable, user site or working directory steers the interpreter.
+                command = [python, "-I", "-u", "-B", str(agent)]
+            else:
+                command = list(spec.command)
             log_fd = os.open(
                 base / "console.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
             )
@@ -421,11 +543,12 @@ class LocalBackend(Backend):
                 permanent=True,
             ) from error
         who = f"uid {ids[0]}" if ids else f"the console's user (uid {os.geteuid()})"
+        ran = shlex.join(command)
         with log:
             log.write(
                 f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} molecule: starting agent "
                 f"(generation {spec.generation}, {spec.tier.label}, runtime {spec.runtime}) "
-                f"on {url} as {who}\n".encode()
+                f"on {url} as {who}: {ran}\n".encode()
             )
             if operator and ids and os.stat(operator).st_uid != ids[0]:
                 log.write(
@@ -434,9 +557,18 @@ class LocalBackend(Backend):
                 )
             log.flush()
             switch = {"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}
+            ready, signal_exec = os.pipe()
             try:
                 process = subprocess.Popen(
-                    [python, "-I", "-c", TRAMPOLINE, *self._limits(spec), *command],
+                    [
+                        python,
+                        "-I",
+                        "-c",
+                        TRAMPOLINE,
+                        str(signal_exec),
+                        *self._limits(spec),
+                        *command,
+                    ],
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -444,13 +576,20 @@ class LocalBackend(Backend):
                     stderr=subprocess.STDOUT,
                     process_group=0,
                     close_fds=True,
+                    pass_fds=(signal_exec,),
                     umask=0o077,
                     **switch,
                 )
             except OSError as error:
+                os.close(ready)
                 raise BackendError(f"Cannot start the agent process: {error}") from error
+            finally:
+                os.close(signal_exec)
         try:
-            self._await_exec(process, command)
+            try:
+                self._await_exec(process, ready)
+            finally:
+                os.close(ready)
             stat_now = _proc_stat(process.pid)
             if stat_now is None:
                 raise BackendError("The agent process exited as soon as it started.")
@@ -470,7 +609,7 @@ class LocalBackend(Backend):
             process.wait()
             if isinstance(error, BackendError) and error.permanent:
                 raise
-            raise BackendError(f"Cannot start the agent with its tier's limits: {error}") from error
+            raise BackendError(f"Cannot start the agent: {error}") from error
         state = {
             "pid": process.pid,
             "start_ticks": stat_now[2],
@@ -479,7 +618,7 @@ class LocalBackend(Backend):
             "uid": ids[0] if ids else None,
             "workspace_dir": operator,
         }
-        instance = Instance(self._instance_id(process.pid, stat_now[2]), url, state)
+        instance = Instance(self._instance_id(process.pid, stat_now[2]), url, state, ran=ran)
         _write_private(
             base / "instance.json",
             json.dumps({"instance_id": instance.instance_id, **state}).encode(),
@@ -487,26 +626,41 @@ class LocalBackend(Backend):
         return instance
 
     @staticmethod
-    def _await_exec(process: subprocess.Popen, command: list[str]) -> None:
-        """Wait until the trampoline has set the limits and become the agent."""
+    def _await_exec(process: subprocess.Popen, ready: int) -> None:
+        """Wait until the trampoline has set the limits and become the agent.
+
+        The trampoline holds the write end of ``ready`` open until its exec closes it: an
+        end-of-file with nothing written means the command runs; otherwise it wrote why not.
+        """
         deadline = time.monotonic() + EXEC_WAIT_SECONDS
-        wanted = "\0".join(command).encode() + b"\0"
+        said = b""
         while True:
-            try:
-                if Path(f"/proc/{process.pid}/cmdline").read_bytes() == wanted:
-                    return
-            except OSError:
-                pass
-            if process.poll() is not None:
-                raise BackendError(
-                    f"The agent exited (code {process.returncode}) before it started: its tier's "
-                    "limits could not be applied; see the console output."
-                )
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise BackendError(
                     f"The agent did not start within {EXEC_WAIT_SECONDS:g}s of its process."
                 )
-            time.sleep(0.005)
+            readable, _, _ = select.select([ready], [], [], left)
+            if not readable:
+                continue
+            chunk = os.read(ready, 4096)
+            if chunk:
+                said += chunk
+                continue
+            break
+        if not said and process.poll() is not None:
+            raise BackendError(
+                f"The agent exited (code {process.returncode}) as soon as it started; see the "
+                "console output."
+            )
+        if said:
+            process.wait(timeout=EXEC_WAIT_SECONDS)
+            why = said.decode(errors="replace")
+            raise BackendError(
+                f"The agent exited (code {process.returncode}) before it started: {why}.",
+                # A command that does not exist or may not be run stays so until someone acts.
+                permanent=process.returncode == 127,
+            )
 
     def _identify(self, instance: Instance) -> tuple[int, int] | None:
         """(pid, start ticks) from the state, or from the id alone (orphans have no state)."""

@@ -71,13 +71,12 @@ def _spec(workspace: Workspace, token: str) -> InstanceSpec:
         **secrets,
         # Their names (never values), so the agent can report which ones arrived.
         "MOLECULE_SECRET_KEYS": ",".join(sorted(secrets)),
-        "MOLECULE_WORKSPACE_ID": str(workspace.pk),
-        "MOLECULE_WORKSPACE_TOKEN": token,
+        # The workspace id, its token and the console's URL reach the agent by the contract
+        # (docs/agent-contract.md: WORKSPACE_ID, PLATFORM_URL, .auth_token), set by the backend.
         "MOLECULE_WORKSPACE_NAME": workspace.name,
         "MOLECULE_ORG": workspace.org.slug,
         "MOLECULE_RUNTIME": workspace.runtime,
         "MOLECULE_TIER": str(tier.tier),
-        "MOLECULE_REGISTRY_URL": settings.MOLECULE_REGISTRY_URL,
         "MOLECULE_HEARTBEAT_INTERVAL": f"{settings.MOLECULE_HEARTBEAT_INTERVAL:g}",
     }
     runtime = runtimes.get(workspace.runtime)
@@ -101,7 +100,6 @@ def _spec(workspace: Workspace, token: str) -> InstanceSpec:
         command=runtime.command,
         image=runtime.image,
     )
-
 
 
 @dataclass
