@@ -55,6 +55,21 @@ ROWS = [
     Row("orphans", "Orphan detection", "an instance no workspace owns is found and stopped"),
     Row("url", "URL resolution", "the recorded URL reaches the agent's /health"),
     Row("runtime_from_db", "Runtime from the database", "restart uses the runtime on the row"),
+    Row(
+        "template_files",
+        "Template files at provision",
+        "the template's files and system prompt reach the agent's configs, byte for byte",
+    ),
+    Row(
+        "memories",
+        "Initial memories seeded",
+        "the template's initial memories and plugins reach the agent's config.yaml",
+    ),
+    Row(
+        "config_restart",
+        "Config change applies at restart",
+        "a new model and role reach the restarted agent's config.yaml",
+    ),
 ]
 ROW_IDS = [row.id for row in ROWS]
 

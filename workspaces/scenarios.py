@@ -10,6 +10,7 @@ and in the contract tests (tests/contract/).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 import urllib.request
@@ -17,11 +18,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from django.db import transaction
+
 from orgs import services as org_services
 from orgs.models import Org
 from workspaces import dispatch
 from workspaces.dispatch import probes
-from workspaces.models import Status, Workspace
+from workspaces.models import Status, Workspace, WorkspaceFile
 from workspaces.tiers import tier_settings
 
 T = TypeVar("T")
@@ -349,10 +352,108 @@ def scenario_url(ctx: Context) -> None:
 
 
 def scenario_runtime_from_db(ctx: Context) -> None:
-    workspace = ctx.online("runtime", runtime="parity-first")
-    Workspace.objects.filter(pk=workspace.pk).update(runtime="parity-second")
+    workspace = ctx.online("runtime", runtime="langgraph")
+    Workspace.objects.filter(pk=workspace.pk).update(runtime="hermes")
     dispatch.restart(workspace_id=workspace.pk, actor=ACTOR)
     ctx.wait(
         "the restarted agent reporting the runtime from the database",
-        lambda: (ctx.row(workspace).agent_card or {}).get("runtime") == "parity-second",
+        lambda: (ctx.row(workspace).agent_card or {}).get("runtime") == "hermes",
     )
+
+
+# --- what a template carries reaches the agent (docs/agent-contract.md) --------------------------
+
+TEMPLATE_FILES = {
+    "skills/research/SKILL.md": b"# Research\nRead the sources before writing.\n",
+    "notes/seed.bin": bytes(range(256)) * 4,
+    "README.md": "Unicode survives: \u00fcber, \u2713\n".encode(),
+}
+SYSTEM_PROMPT = "You are the parity check's agent."
+MEMORIES = [
+    {"content": "The parity check seeded this memory.", "scope": "LOCAL"},
+    {"content": "The team remembers this.", "scope": "TEAM"},
+    {"content": "Everyone remembers this.", "scope": "GLOBAL"},
+]
+PLUGINS = ["molecule-dev", "browser-automation"]
+
+
+def _templated(
+    ctx: Context,
+    name: str,
+    *,
+    template: dict[str, Any],
+    files: dict[str, bytes] | None = None,
+    **fields: Any,
+) -> Workspace:
+    """A workspace whose template settings and files are on the row before its first start, as
+    the org import leaves them (created in one transaction: it starts when that commits)."""
+    with transaction.atomic():
+        workspace = ctx.create(name, **fields)
+        Workspace.objects.filter(pk=workspace.pk).update(template=template)
+        for path, content in (files or {}).items():
+            WorkspaceFile.objects.create(
+                workspace_id=workspace.pk, path=path, content=content, size=len(content)
+            )
+    return ctx.reach(workspace, Status.ONLINE)
+
+
+def _configs(ctx: Context, workspace: Workspace) -> dict[str, Any]:
+    """What the agent reported of its configs directory (its card's ``configs``)."""
+    return (ctx.row(workspace).agent_card or {}).get("configs") or {}
+
+
+def scenario_template_files(ctx: Context) -> None:
+    workspace = _templated(
+        ctx, "template-files", template={"system_prompt": SYSTEM_PROMPT}, files=TEMPLATE_FILES
+    )
+    report = ctx.wait("the agent reporting its configs", lambda: _configs(ctx, workspace))
+    found = report.get("files") or {}
+    expected = TEMPLATE_FILES | {"system-prompt.md": SYSTEM_PROMPT.encode()}
+    for path, content in expected.items():
+        _expect(
+            found.get(path) == hashlib.sha256(content).hexdigest(),
+            f"the agent found {'other bytes at' if path in found else 'no'} {path} in its "
+            "configs directory",
+        )
+    _expect(
+        report.get("token_mode") == "0600",
+        f"the agent's .auth_token has mode {report.get('token_mode') or '(none)'}, not 0600",
+    )
+
+
+def scenario_memories(ctx: Context) -> None:
+    workspace = _templated(
+        ctx, "memories", template={"initial_memories": MEMORIES, "plugins": PLUGINS}
+    )
+    report = ctx.wait("the agent reporting its configs", lambda: _configs(ctx, workspace))
+    _expect(
+        report.get("initial_memories") == len(MEMORIES),
+        f"the agent's config.yaml holds {report.get('initial_memories')} initial memories, "
+        f"not {len(MEMORIES)}",
+    )
+    _expect(
+        report.get("plugins") == PLUGINS,
+        f"the agent's config.yaml lists the plugins {report.get('plugins')}, not {PLUGINS}",
+    )
+
+
+def scenario_config_restart(ctx: Context) -> None:
+    workspace = _templated(
+        ctx, "config-restart", template={"model": "parity:model-a"}, role="first role"
+    )
+    ctx.wait(
+        "the agent reporting its first model and role",
+        lambda: (
+            (report := _configs(ctx, workspace)).get("model") == "parity:model-a"
+            and report.get("role") == "first role"
+        ),
+    )
+    dispatch.edit_workspace(workspace_id=workspace.pk, actor=ACTOR, role="second role")
+    Workspace.objects.filter(pk=workspace.pk).update(template={"model": "parity:model-b"})
+    dispatch.restart(workspace_id=workspace.pk, actor=ACTOR)
+
+    def restarted() -> bool:
+        report = _configs(ctx, workspace)
+        return report.get("model") == "parity:model-b" and report.get("role") == "second role"
+
+    ctx.wait("the restarted agent's config.yaml holding the new model and role", restarted)
