@@ -12,6 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
 
 from tests.support.harness import Harness
 from tests.support.waiting import wait_for
@@ -67,6 +70,18 @@ def test_provision_comes_online_through_registration_and_heartbeats(backend: Har
         (E.WORKSPACE_PROVISIONING, "create"),
         (E.WORKSPACE_ONLINE, "register"),
     ]
+
+
+def test_the_workspace_page_shows_what_ran(backend: Harness, org, owner):
+    workspace = online(org)
+    # A command line (local) or an image (docker, controlplane), recorded at the start.
+    assert workspace.ran
+    client = Client()
+    client.force_login(owner)
+
+    content = client.get(reverse("workspace", args=[workspace.pk])).content.decode()
+
+    assert f'<dt>Ran</dt><dd class="ran"><code>{escape(workspace.ran)}</code></dd>' in content
 
 
 def test_console_output_is_the_agents_log(backend: Harness, org):
