@@ -18,6 +18,7 @@ import secrets
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -405,6 +406,11 @@ MOLECULE_DOCKER_STOP_TIMEOUT = _positive("MOLECULE_DOCKER_STOP_TIMEOUT", 10)
 if "docker" in MOLECULE_BACKENDS and "molecule-console" not in ALLOWED_HOSTS:
     # The name agents in containers call the console by (see above).
     ALLOWED_HOSTS.append("molecule-console")
+if (_docker_registry_host := urlsplit(MOLECULE_DOCKER_REGISTRY_URL).hostname) and (
+    _docker_registry_host not in ALLOWED_HOSTS
+):
+    # An operator's own address for containers to reach the console by: accepted like the rest.
+    ALLOWED_HOSTS.append(_docker_registry_host)
 
 MOLECULE_HEARTBEAT_INTERVAL = _positive("MOLECULE_HEARTBEAT_INTERVAL", 30)
 MOLECULE_LIVENESS_TIMEOUT = _positive("MOLECULE_LIVENESS_TIMEOUT", 60)

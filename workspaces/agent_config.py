@@ -10,10 +10,12 @@ built-in agent with the standard library's.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from workspaces.configfile import render
 from workspaces.models import Workspace, WorkspaceFile
+
+__all__ = ["config", "files", "render"]
 
 DEFAULT_MODEL = "anthropic:claude-opus-4-7"
 CLAUDE_CODE_MODEL = "sonnet"
@@ -69,7 +71,3 @@ def files(workspace: Workspace) -> dict[str, bytes]:
         found[SYSTEM_PROMPT_FILE] = str(prompt).encode()
     return found
 
-
-def render(content: dict[str, Any]) -> bytes:
-    """config.yaml's bytes: JSON (a subset of YAML), stable key order, one key per line."""
-    return (json.dumps(content, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode()

@@ -52,6 +52,9 @@ MAX_VALUE_BYTES = 32 * 1024
 RESERVED_PREFIXES = ("MOLECULE_", "PYTHON")
 RESERVED_NAMES = frozenset(
     {"PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR", "PWD", "SHELL", "USER", "LOGNAME", "TERM"}
+    # The agent contract's (docs/agent-contract.md): the backend sets them over any secret, so
+    # refusing the name says so instead of keeping a secret that would be silently ignored.
+    | {"WORKSPACE_ID", "PLATFORM_URL", "CONFIGS_DIR", "WORKSPACE_CONFIG_PATH"}
 )
 
 

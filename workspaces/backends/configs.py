@@ -13,7 +13,6 @@ holding one that is not a plain relative path, or too large, is refused: nothing
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from workspaces.backends.base import BackendError, InstanceSpec
+from workspaces.configfile import render
 
 TOKEN_FILE = ".auth_token"
 CONFIG_FILE = "config.yaml"
@@ -34,13 +34,6 @@ MAX_PATH = 500
 MAX_PART = 255
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-
-
-def render(content: dict[str, Any]) -> bytes:
-    """config.yaml's bytes, exactly as ``workspaces.agent_config.render`` writes them (JSON, a
-    subset of YAML). Repeated here because backends may not import the models that module
-    reads; tests/workspaces/test_agent_contract.py pins that the two agree."""
-    return (json.dumps(content, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode()
 
 
 def path_problem(path: object) -> str | None:

@@ -99,22 +99,20 @@ def lose_instance(workspace: Workspace) -> None:
 def start_unowned(backend: str, *, org_slug: str) -> str:
     """Start an instance that no workspace owns; its agent cannot reach any console.
 
-    The registry URL points at a closed loopback port, so the agent keeps retrying instead of
-    being told to exit: exactly the stray the orphan sweep exists for.
+    It gets no ``PLATFORM_URL``: the agent serves but never registers (nor is told to exit),
+    exactly the stray the orphan sweep exists for.
     """
     workspace_id = str(uuid.uuid4())
     spec = InstanceSpec(
         workspace_id=workspace_id,
         name="parity-orphan",
         org_slug=org_slug,
-        runtime="parity",
+        runtime="langgraph",
         tier=tier_settings(2),
         generation=1,
-        env={
-            "MOLECULE_WORKSPACE_ID": workspace_id,
-            "MOLECULE_WORKSPACE_TOKEN": "orphan",
-            "MOLECULE_REGISTRY_URL": "http://127.0.0.1:9",
-            "MOLECULE_HEARTBEAT_INTERVAL": f"{settings.MOLECULE_HEARTBEAT_INTERVAL:g}",
-        },
+        env={"MOLECULE_HEARTBEAT_INTERVAL": f"{settings.MOLECULE_HEARTBEAT_INTERVAL:g}"},
+        token="orphan",
+        platform_url="",
+        config={"name": "parity-orphan"},
     )
     return _backend(backend).start(spec).instance_id

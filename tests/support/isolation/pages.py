@@ -47,7 +47,7 @@ PAGES: dict[str, list[Page]] = {
     "workspace-create": [
         POST_ONLY,
         Page(
-            post(lambda w: {"org": w.org_a.slug, "name": "Created", "tier": 2, "runtime": "hermes"}),
+            post(lambda w: {"org": w.org_a.slug, "name": "Made", "tier": 2, "runtime": "hermes"}),
             Expect(302, location="/workspaces/", location_prefix=True, changes=True),
             scope="fleet",
             # Like every write: a viewer's own org is 403, another org's slug 404.
