@@ -12,10 +12,12 @@ does towards the platform, and nothing of the console's own agent protocol:
 - registers **once**: ``POST /registry/register`` ``{"id", "url", "agent_card"}`` with a 10 s
   timeout, never retried whatever the answer; from a 200 it reads only ``auth_token`` and saves
   it (0600) when present;
-- heartbeats right after and then every ``MOLECULE_TEST_HEARTBEAT_INTERVAL`` seconds (Molecule:
-  30): ``{"workspace_id", "error_rate", "sample_error", "active_tasks", "current_task",
-  "uptime_seconds"}``, plus ``runtime_state: "wedged"`` with the reason as ``sample_error`` while
-  wedged, plus ``runtime_metadata`` (its capabilities, idle timeout); the answer is never read;
+- heartbeats right after and then every 30 s, Molecule's fixed period (shortened by
+  ``MOLECULE_HEARTBEAT_INTERVAL``, which every backend sets for the console's own agent and
+  Molecule's runtime does not read, so that tests run in seconds): ``{"workspace_id",
+  "error_rate", "sample_error", "active_tasks", "current_task", "uptime_seconds"}``, plus
+  ``runtime_state: "wedged"`` with the reason as ``sample_error`` while wedged, plus
+  ``runtime_metadata`` (its capabilities, idle timeout); the answer is never read;
 - sends the "mini-heartbeats" of a task's start and end (``executor_helpers.set_current_task``):
   ``{"workspace_id", "current_task", "active_tasks", "error_rate": 0, "sample_error": "",
   "uptime_seconds": 0}``;
@@ -115,7 +117,7 @@ class Runtime:
         self.port = int(a2a.get("port", 8000))
         self.streaming = bool(a2a.get("streaming", True))
         self.push_notifications = bool(a2a.get("push_notifications", True))
-        self.interval = float(os.environ.get("MOLECULE_TEST_HEARTBEAT_INTERVAL", "30"))
+        self.interval = float(os.environ.get("MOLECULE_HEARTBEAT_INTERVAL") or 30)
         self.url = f"http://{os.environ.get('HOSTNAME') or machine_ip()}:{self.port}"
         self.card = {
             "name": self.name,

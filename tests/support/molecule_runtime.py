@@ -8,17 +8,21 @@ started by hand (the backends write their own).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 import httpx
 
 AGENT = Path(__file__).resolve().with_name("molecule_agent.py")
@@ -193,3 +197,39 @@ def expect_molecule_wire(sent: list[dict[str, Any]], *, token: str, workspace_id
         assert list(metadata) == ["capabilities", "idle_timeout_seconds"]
         assert list(metadata["capabilities"]) == CAPABILITY_KEYS
         assert all(isinstance(v, bool) for v in metadata["capabilities"].values())
+
+
+# --- the stand-in as an image, for the docker backend -------------------------------------------
+
+IMAGE_REPOSITORY = "molecule-test-runtime"
+IMAGE_DOCKERFILE = """\
+FROM {base}
+COPY molecule_agent.py /opt/molecule/molecule_agent.py
+LABEL molecule.test-runtime={fingerprint}
+CMD ["python3", "-I", "-u", "-B", "/opt/molecule/molecule_agent.py"]
+"""
+
+
+def build_image(client: docker.DockerClient, base: str) -> str:
+    """The console's agent image (``base``, built by scripts/agent-image: a Debian with python3)
+    with the stand-in as its program instead, tagged by the hash of both; built without any
+    registry, and only when the engine does not have that tag yet."""
+    source = AGENT.read_bytes()
+    base_id = client.images.get(base).id
+    fingerprint = hashlib.sha256(base_id.encode() + b"\0" + source).hexdigest()[:16]
+    tag = f"{IMAGE_REPOSITORY}:{fingerprint}"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    dockerfile = IMAGE_DOCKERFILE.format(base=base, fingerprint=fingerprint).encode()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", dockerfile), ("molecule_agent.py", source)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, pull=False)
+    return tag

@@ -53,7 +53,7 @@ def launch(tmp_path: Path, live_server: Any, workspace: Workspace, token: str | 
         "CONFIGS_DIR": str(configs),
         "WORKSPACE_CONFIG_PATH": str(configs),
         "HOSTNAME": "127.0.0.1",
-        "MOLECULE_TEST_HEARTBEAT_INTERVAL": INTERVAL,
+        "MOLECULE_HEARTBEAT_INTERVAL": INTERVAL,
     }
     return started(env, tmp_path / "agent.log"), f"http://127.0.0.1:{port}", configs
 
