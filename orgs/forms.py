@@ -8,9 +8,11 @@ from django import forms
 from django.db.models import QuerySet
 
 from orgs import fields as org_fields
+from orgs.archive import MAX_ARCHIVE, ArchiveError, is_archive, unpack
 from orgs.importer import ENV_NAME
 from orgs.models import Backend, Org
 from orgs.orgfile import MAX_BYTES
+from orgs.tree import Tree
 from workspaces.models import EventType, Status, Workspace
 from workspaces.tiers import TIER_CHOICES
 
@@ -37,7 +39,13 @@ class OrgChoiceField(forms.ModelChoiceField):
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(required=False, label="YAML file")
+    file = forms.FileField(
+        required=False,
+        label="YAML file, or a template directory as .zip or .tar.gz",
+        widget=forms.ClearableFileInput(
+            attrs={"accept": ".yaml,.yml,.zip,.tar.gz,.tgz,application/zip,application/gzip"}
+        ),
+    )
     text = forms.CharField(
         required=False,
         label="…or paste it",
@@ -61,14 +69,24 @@ class ImportForm(forms.Form):
         field.required = not allow_new
         field.empty_label = "(a new org, from the file's name and slug)" if allow_new else None
 
-    def clean_file(self) -> str:
+    def clean_file(self) -> str | Tree:
+        """A YAML file's text, or the template directory inside an archive (orgs/archive.py:
+        unpacked in memory, bounded, entries confined)."""
         upload = self.cleaned_data.get("file")
         if not upload:
             return ""
-        if upload.size > MAX_BYTES:
+        if upload.size > MAX_ARCHIVE:
+            raise forms.ValidationError(f"The file is larger than {MAX_ARCHIVE} bytes.")
+        data = upload.read(MAX_ARCHIVE + 1)
+        if is_archive(data):
+            try:
+                return unpack(data, label=upload.name or "")
+            except ArchiveError as error:
+                raise forms.ValidationError(str(error)) from None
+        if len(data) > MAX_BYTES:
             raise forms.ValidationError(f"The file is larger than {MAX_BYTES} bytes.")
         try:
-            return upload.read().decode("utf-8")
+            return data.decode("utf-8")
         except UnicodeDecodeError:
             raise forms.ValidationError("The file is not UTF-8 text.") from None
 
@@ -91,7 +109,9 @@ class ImportForm(forms.Form):
             if file and text and text.strip():
                 raise forms.ValidationError("Upload a file or paste one, not both.")
             if not file and not (text or "").strip():
-                raise forms.ValidationError("Upload a YAML file or paste one.")
+                raise forms.ValidationError(
+                    "Upload a YAML file or a template archive, or paste one."
+                )
         cleaned["yaml"] = file or text
         cleaned["source"] = getattr(self.files.get("file"), "name", "") or "pasted"
         return cleaned

@@ -1,13 +1,22 @@
-"""Org import: a YAML file (docs/architecture.md §10) becomes an org and its whole team tree.
+"""Org import: a YAML file or a Molecule org template (docs/architecture.md §10) becomes an org
+and its whole team tree.
 
-Everything is validated before anything is written, and every problem names its line::
+Everything is validated before anything is written, and every problem names its file and line::
 
     line 9: workspaces[0].children[1].tier: unknown tier 9: use 1, 2, 3 or 4
+    teams/dev.yaml line 12: workspaces[0].children[3].role: is longer than 200 characters
 
 A bad file creates nothing. A valid one creates the org (unless imported into an existing one),
 every workspace through ``dispatch.create_workspace`` (so each is provisioned through dispatch
-when the transaction commits), a Team row for every lead, and one ORG_IMPORTED event whose payload
-lists the ids it created (the progress page reads them from there) — all in one transaction.
+when the transaction commits) with its template settings (``Workspace.template``), its files
+(``WorkspaceFile``) and its secrets, a Team row for every lead, and one ORG_IMPORTED event whose
+payload lists the ids it created (the progress page reads them from there) — all in one
+transaction.
+
+The source is one file (pasted, uploaded, ``import_org FILE``) or a template directory
+(``import_org DIR``, or a ``.zip``/``.tar.gz`` of it on the page: orgs/archive.py) whose
+``org.yaml`` may ``!include`` other files (orgs/include.py). Molecule's keys and how they are
+resolved are in orgs/templates.py.
 
 Decisions (also in the README):
 
@@ -15,16 +24,23 @@ Decisions (also in the README):
   can describe a cycle (a workspace that contains itself) or a tree far bigger than the file
   (nested aliases). An alias that points into its own anchor is reported as a cycle; any other
   alias is refused too, with the line of its anchor: write each workspace out. Merge keys
-  (``<<``) are refused with them.
-- **A new org, or ``into`` an existing one.** Without ``into`` the file's ``slug`` must be new
-  (a clash is an error that says how to import into that org instead). With ``into`` the tree is
-  added to that org: the file's ``name`` and ``slug`` are then optional and ignored, a ``backend``
-  in the file must match the org's, and top-level names must not clash with the org's live
-  top-level workspaces (siblings keep distinct names).
+  (``<<``) are refused with them. ``!include`` cycles are refused with every file and line.
+- **A new org, or ``into`` an existing one.** Without ``into`` the file makes a new org: its
+  ``slug`` must be new (a clash is an error that says how to import into that org instead); with
+  no ``slug`` one is made from ``name`` (``Acme Lab`` → ``acme-lab``, then ``acme-lab-2`` … while
+  taken). With ``into`` the tree is added to that org: the file's ``name`` and ``slug`` are then
+  optional and ignored, a ``backend`` in the file must match the org's, and top-level names must
+  not clash with the org's live top-level workspaces (siblings keep distinct names).
+- **``parent``** (a top-level workspace entry only, importing ``into`` an org): the name of a live
+  top-level workspace of that org; the entry and its team are created under it and appended to
+  its team spec (through ``dispatch.edit_workspace``), so collapsing and expanding it brings them
+  back. Molecule has no such key; nesting under ``children`` is how a template says the rest.
 - **required_env names values the importer must be given.** ``required_env: [OPENAI_API_KEY]``
   means the agents need that variable: the import is refused unless a value is provided with it
   (``env``: the command takes them from its own environment or ``--env NAME=VALUE``; the page
-  from its environment box). Each value is stored as a secret of every imported workspace
+  from its environment box). ``{any_of: [A, B]}`` needs any one of them. Workspaces may list
+  their own (Molecule's union). ``recommended_env`` is the same, but a missing one is a warning,
+  not a refusal. Each value given is stored as a secret of every imported workspace
   (``workspaces.vault``, AES-256-GCM) in the same transaction, so every agent starts with it.
   Values never appear in events, errors or pages; the names follow the secrets' rules (no
   ``MOLECULE_*``, no ``PATH``).
@@ -36,25 +52,49 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.text import slugify
 
 from orgs import fields as org_fields
 from orgs import services as org_services
+from orgs.include import parse_tree
 from orgs.models import Backend, Org, OrgMembership
 from orgs.orgfile import InvalidOrgFile, Parsed, Problem, parse
+from orgs.templates import Member, Requirement, resolve, unknown_key
+from orgs.tree import Tree
 from workspaces import dispatch, teamspec, vault
-from workspaces import fields as workspace_fields
+from workspaces import template_fields as tf
 from workspaces.events import record as record_event
-from workspaces.models import EventType, Status, StructureEvent, Workspace
+from workspaces.models import EventType, Status, StructureEvent, Workspace, WorkspaceFile
 
-TOP_KEYS = {"name", "slug", "backend", "plan", "defaults", "required_env", "workspaces"}
-DEFAULT_KEYS = {"tier", "runtime"}
+TOP_KEYS = {
+    "name",
+    "slug",
+    "backend",
+    "plan",
+    "defaults",
+    "required_env",
+    "recommended_env",
+    "workspaces",
+    "description",
+    "template_schema_version",
+    "global_memories",
+}
+# The template_schema_version values this console reads (Molecule's templates say 1).
+SCHEMA_VERSIONS = (1,)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+ENV_HOW = (
+    "the command reads it from its environment or --env {name}=VALUE; "
+    "the page from its environment box"
+)
+
+Source = str | Tree
+Found = list[tuple[str, str] | Problem]
 
 
 @dataclass(frozen=True)
@@ -64,6 +104,9 @@ class ImportResult:
     event: StructureEvent
     workspaces: list[Workspace]
     teams: int
+    # Sentences with their file and line: a recommended variable with no value, …
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -77,10 +120,33 @@ class Plan:
     slug: str
     backend: str
     plan: str
-    defaults: dict[str, Any]
+    # Names the org's agents need (kept on the org for expand), and the values given for every
+    # name required or recommended, stored as every workspace's secrets.
     required_env: list[str]
-    workspaces: list[dict[str, Any]]
+    secrets: dict[str, str]
+    members: list[Member]
     into: Org | None
+    # Top-level entries created under an existing workspace (``parent``): path -> that row.
+    parents: dict[str, Workspace] = field(default_factory=dict)
+    description: str = ""
+    schema_version: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+    file_bytes: int = 0
+
+
+def derived_slug(name: str) -> str:
+    """A new org's slug from its name: ``Acme Lab`` → ``acme-lab``, then ``acme-lab-2`` …"""
+    base = slugify(name)[: org_fields.MAX_SLUG].strip("-_") or "org"
+    if base in org_fields.RESERVED_SLUGS:
+        base = f"{base}-org"
+    taken = set(Org.objects.filter(slug__startswith=base[:40]).values_list("slug", flat=True))
+    candidate, number = base, 2
+    while candidate in taken:
+        suffix = f"-{number}"
+        candidate = base[: org_fields.MAX_SLUG - len(suffix)] + suffix
+        number += 1
+    return candidate
 
 
 def _org_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str]]:
@@ -91,7 +157,7 @@ def _org_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str
     # The rule every door shares (orgs/fields.py), then what only a new org must be.
     if (into is None or "name" in data) and (why := org_fields.name_problem(name)):
         problems.append(("name", why))
-    if into is None or "slug" in data:
+    if "slug" in data:
         if why := org_fields.slug_problem(slug):
             problems.append(("slug", why))
         elif into is None and Org.objects.filter(slug=slug).exists():
@@ -105,6 +171,19 @@ def _org_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str
             )
     if "plan" in data and (why := org_fields.plan_problem(data["plan"])):
         problems.append(("plan", why))
+    if "description" in data:
+        problems += [
+            (f"description{at}", why) for at, why in tf.description_problems(data["description"])
+        ]
+    version = data.get("template_schema_version", SCHEMA_VERSIONS[0])
+    if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
+        problems.append(
+            (
+                "template_schema_version",
+                f"unknown version {str(version)[:20]!r}: this console reads "
+                f"{', '.join(map(str, SCHEMA_VERSIONS))}",
+            )
+        )
     return problems
 
 
@@ -132,121 +211,212 @@ def _backend_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str,
     return []
 
 
-def _defaults_problems(defaults: object) -> list[tuple[str, str]]:
-    if not isinstance(defaults, dict):
-        return [("defaults", "must be a mapping, e.g. {runtime: langgraph, tier: 2}")]
-    problems = [(f"defaults.{k}", "unknown key") for k in defaults if k not in DEFAULT_KEYS]
-    # The same rule as the field it is the default of.
-    problems += [
-        (f"defaults.{key}", why)
-        for key in ("tier", "runtime")
-        if key in defaults and (why := workspace_fields.CHECKS[key](defaults[key]))
-    ]
+@dataclass
+class _Env:
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)
+    required: list[str] = field(default_factory=list)
+
+
+def _env_check(
+    required: list[Requirement], recommended: list[Requirement], env: Mapping[str, str]
+) -> _Env:
+    """What the template needs against what the import was given."""
+    out = _Env()
+    for strict, requirements in ((True, required), (False, recommended)):
+        for need in requirements:
+            given = [name for name in need.names if env.get(name)]
+            for name in given:
+                if why := vault.value_problem(env[name]):
+                    out.problems.append((need.path, f"the value given for {name} {why}"))
+                else:
+                    out.secrets[name] = env[name]
+                    if strict and name not in out.required:
+                        out.required.append(name)
+            if given:
+                continue
+            listing = ", ".join(need.names)
+            what = f"one of {listing} is" if need.group else f"{listing} is"
+            how = ENV_HOW.format(name=need.names[0])
+            if strict:
+                out.problems.append(
+                    (need.path, f"{what} required by this file but no value was provided ({how})")
+                )
+            else:
+                out.warnings.append(
+                    (
+                        need.path,
+                        f"{what} recommended by this file but no value was provided; what needs "
+                        f"it will not work ({how})",
+                    )
+                )
+    return out
+
+
+def _siblings(members: list[Member]) -> list[tuple[str, str]]:
+    """Duplicate names among siblings (top-level entries are siblings when they go under the
+    same ``parent``)."""
+    problems: list[tuple[str, str]] = []
+    tops: dict[str | None, list[Member]] = {}
+    for member in members:
+        tops.setdefault(member.parent, []).append(member)
+    stack = list(tops.values())
+    while stack:
+        group = stack.pop()
+        seen: set[str] = set()
+        for member in group:
+            if member.name in seen:
+                problems.append(
+                    (f"{member.path}.name", f"duplicate name {member.name!r} among siblings")
+                )
+            seen.add(member.name)
+            stack.append(member.children)
     return problems
 
 
-def _env_problems(required: object, env: Mapping[str, str]) -> list[tuple[str, str]]:
-    if not isinstance(required, list):
-        return [("required_env", "must be a list of environment variable names")]
-    problems = []
-    for number, name in enumerate(required):
-        path = f"required_env[{number}]"
-        if not isinstance(name, str) or not ENV_NAME.match(name):
-            problems.append((path, f"{name!r} is not an environment variable name"))
-        elif why := vault.key_problem(name):
-            # The values become workspace secrets, so the names follow the secrets' rules.
-            problems.append((path, f"cannot name a secret: {why}"))
-        elif not env.get(name):
+def _into_problems(
+    members: list[Member], into: Org | None, parents: dict[str, Workspace]
+) -> list[tuple[str, str]]:
+    """Top-level names against the org's, and ``parent``: a live top-level workspace."""
+    problems: list[tuple[str, str]] = []
+    top = {}
+    if into is not None:
+        top = {
+            w.name: w for w in into.workspaces.filter(parent=None).exclude(status=Status.REMOVED)
+        }
+    # Names a new entry must not take, under each parent (None: the top level).
+    taken: dict[Any, set[str]] = {None: set(top)}
+    for member in members:
+        if member.parent is None:
+            if member.name in taken[None]:
+                problems.append(
+                    (
+                        f"{member.path}.name",
+                        f"the org {into.slug!r} already has a top-level workspace {member.name!r}",
+                    )
+                )
+            continue
+        if into is None:
             problems.append(
                 (
-                    path,
-                    f"{name} is required by this file but no value was provided "
-                    f"(the command reads it from its environment or --env {name}=VALUE; "
-                    "the page from its environment box)",
+                    f"{member.path}.parent",
+                    "parent names a workspace of the org you import into (manage.py import_org "
+                    "... --org SLUG, or 'Into org' on the page)",
                 )
             )
-        elif why := vault.value_problem(env[name]):
-            problems.append((path, f"the value given for {name} {why}"))
-    return problems
-
-
-def _tree_problems(nodes: object, into: Org | None) -> list[tuple[str, str]]:
-    if not isinstance(nodes, list) or not nodes:
-        return [("workspaces", "is required: a list of at least one workspace")]
-    # Node by node with the rule every door shares, and at most fields.MAX_TEAM in all.
-    problems = teamspec.children_problems(nodes, "workspaces")
-    if problems:
-        return problems
-    if into is not None:
-        taken = set(
-            into.workspaces.filter(parent=None)
-            .exclude(status=Status.REMOVED)
-            .values_list("name", flat=True)
-        )
-        problems += [
-            (
-                f"workspaces[{number}].name",
-                f"the org {into.slug!r} already has a top-level workspace {node['name']!r}",
-            )
-            for number, node in enumerate(nodes)
-            if node["name"] in taken
-        ]
-    return problems
-
-
-def _tier_problems(data: dict[str, Any], into: Org | None) -> list[tuple[str, str]]:
-    """Tiers above what the org may use on its backend (dispatch's tier policy)."""
-    nodes, defaults = data.get("workspaces"), data.get("defaults")
-    if not isinstance(nodes, list) or not isinstance(defaults or {}, dict):
-        return []  # reported by the other checks
-    backend = into.backend if into else data.get("backend", Backend.LOCAL)
-    # A new org is not trusted with privileged tiers: an operator allows them afterwards.
-    org = into or Org(slug=str(data.get("slug", "")), backend=str(backend))
-    default = (defaults or {}).get("tier", 2)
-    problems = []
-    stack = [(f"workspaces[{n}]", node) for n, node in enumerate(nodes)]
-    while stack:
-        path, node = stack.pop()
-        if not isinstance(node, dict):
             continue
-        tier = node.get("tier", default)
-        if why := dispatch.tier_refusal(org, str(backend), tier):
-            problems.append((f"{path}.tier" if "tier" in node else "defaults.tier", why))
-        children = node.get("children") or []
-        if isinstance(children, list):
-            stack += [(f"{path}.children[{n}]", child) for n, child in enumerate(children)]
+        lead = top.get(member.parent)
+        if lead is None:
+            problems.append(
+                (
+                    f"{member.path}.parent",
+                    f"the org {into.slug!r} has no live top-level workspace {member.parent!r}",
+                )
+            )
+            continue
+        parents[member.path] = lead
+        if lead.pk not in taken:
+            live = lead.children.exclude(status=Status.REMOVED).values_list("name", flat=True)
+            kept = [
+                n.get("name") for n in (lead.spec or {}).get("children", []) if isinstance(n, dict)
+            ]
+            taken[lead.pk] = set(live) | {n for n in kept if isinstance(n, str)}
+        if member.name in taken[lead.pk]:
+            problems.append(
+                (
+                    f"{member.path}.name",
+                    f"{lead.name!r} already has a member {member.name!r} "
+                    "(live, or in its team spec)",
+                )
+            )
+        taken[lead.pk].add(member.name)
     return problems
+
+
+def _tier_problems(members: list[Member], org: Org, backend: str) -> list[tuple[str, str]]:
+    """Tiers above what the org may use on its backend (dispatch's tier policy)."""
+    problems = []
+    for root in members:
+        for member in root.walk():
+            if why := dispatch.tier_refusal(org, backend, member.tier):
+                problems.append((member.tier_from or member.path, why))
+    return problems
+
+
+def _parse(source: Source) -> Parsed:
+    return parse(source) if isinstance(source, str) else parse_tree(source)
 
 
 def validate(
-    text: str, *, into: Org | None = None, env: Mapping[str, str] | None = None
+    source: Source, *, into: Org | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[Parsed, Plan]:
-    """Check the whole file against the rules above; ``InvalidOrgFile`` lists every problem."""
-    parsed = parse(text)
+    """Check the whole file (or template) against the rules above; ``InvalidOrgFile`` lists
+    every problem, by file and line."""
+    env = env or {}
+    parsed = _parse(source)
+    tree = None if isinstance(source, str) else source
     data = parsed.data
     if not isinstance(data, dict):
         raise InvalidOrgFile(
-            [Problem(1, "", "the file must be a mapping with name, slug and workspaces")]
+            [parsed.problem("", "the file must be a mapping with name, slug and workspaces")]
         )
-    found = [(str(key), "unknown key") for key in data if key not in TOP_KEYS]
+    found: Found = [(str(key), unknown_key(key, TOP_KEYS)) for key in data if key not in TOP_KEYS]
     found += _org_problems(data, into)
     found += _backend_problems(data, into)
-    found += _defaults_problems(data.get("defaults", {}))
-    found += _env_problems(data.get("required_env", []), env or {})
-    found += _tree_problems(data.get("workspaces"), into)
+    nodes = data.get("workspaces")
+    if not isinstance(nodes, list) or not nodes:
+        found.append(("workspaces", "is required: a list of at least one workspace"))
+        nodes = []
+    elif why := teamspec.size_problem(nodes):
+        found.append(("workspaces", why))
+        nodes = []
+    resolved, problems = resolve({**data, "workspaces": nodes}, parsed, tree=tree, env=env)
+    found += problems
+    members = resolved.members
+    found += _siblings(members)
+    parents: dict[str, Workspace] = {}
+    found += _into_problems(members, into, parents)
+    needs = _env_check(resolved.required, resolved.recommended, env)
+    found += needs.problems
+    backend = into.backend if into else str(data.get("backend", Backend.LOCAL))
+    slug = data.get("slug", "")
+    if not found and into is None and "slug" not in data:
+        slug = derived_slug(data["name"])
     if not found:
-        found += _tier_problems(data, into)
+        # A new org is not trusted with privileged tiers: an operator allows them afterwards.
+        org = into or Org(slug=str(slug), backend=backend)
+        found += _tier_problems(members, org, backend)
+    if not found:
+        # What each lead's team spec will hold, by the rule every door shares: a bug above must
+        # be a problem here, never a database error or a refusal halfway through the writes.
+        for member in members:
+            found += teamspec.node_problems(member.spec_node(), member.path)
+        if why := tf.size_problem(
+            [m.template for root in members for m in root.walk()],
+            most=tf.MAX_SPEC_BYTES,
+            what="the template settings of all the workspaces",
+        ):
+            found.append(("workspaces", why))
     if found:
-        raise InvalidOrgFile([Problem(parsed.line_of(path), path, msg) for path, msg in found])
+        raise InvalidOrgFile(
+            [item if isinstance(item, Problem) else parsed.problem(*item) for item in found]
+        )
     return parsed, Plan(
         name=data.get("name", ""),
-        slug=data.get("slug", ""),
-        backend=into.backend if into else data.get("backend", Backend.LOCAL),
+        slug=slug,
+        backend=backend,
         plan=data.get("plan", Org.Plan.FREE),
-        defaults=data.get("defaults", {}),
-        required_env=data.get("required_env", []),
-        workspaces=data["workspaces"],
+        required_env=needs.required,
+        secrets=needs.secrets,
+        members=members,
         into=into,
+        parents=parents,
+        description=data.get("description", ""),
+        schema_version=data.get("template_schema_version"),
+        warnings=[str(parsed.problem(path, why)) for path, why in needs.warnings],
+        files=resolved.files,
+        file_bytes=resolved.file_bytes,
     )
 
 
@@ -254,7 +424,7 @@ def validate(
 
 
 def import_org(
-    text: str,
+    text: Source,
     *,
     actor: str,
     into: Org | None = None,
@@ -262,14 +432,17 @@ def import_org(
     owner: AbstractBaseUser | None = None,
     source: str = "",
 ) -> ImportResult:
-    """Validate ``text`` and create the org and its tree in one transaction.
+    """Validate ``text`` (a file's text, or a template ``Tree``) and create the org and its
+    tree in one transaction.
 
     ``into``: add the tree to this existing org instead of creating one. ``env``: values for the
-    file's ``required_env`` (checked, then stored as a secret of every imported workspace).
-    ``owner``: made the new org's owner (ignored with ``into``). ``source``: a file name for the
-    event. Raises ``InvalidOrgFile`` and writes nothing when the file is not valid.
-    Every workspace is provisioned through dispatch once the transaction commits.
+    file's ``required_env`` and ``recommended_env`` (checked, then stored as a secret of every
+    imported workspace) and for its ``${VAR}``s. ``owner``: made the new org's owner (ignored
+    with ``into``). ``source``: a file name for the event (a tree's label by default). Raises
+    ``InvalidOrgFile`` and writes nothing when the file is not valid. Every workspace is
+    provisioned through dispatch once the transaction commits.
     """
+    label = source or getattr(text, "label", "")
     with transaction.atomic():
         if into is not None:
             # Two imports into one org must not both pass the sibling-name check.
@@ -291,65 +464,110 @@ def import_org(
                     )
             except (IntegrityError, ValidationError):
                 message = f"an org with slug {plan.slug!r} already exists"
-                raise InvalidOrgFile([Problem(parsed.line_of("slug"), "slug", message)]) from None
+                raise InvalidOrgFile([parsed.problem("slug", message)]) from None
             created_org = True
             if owner is not None and not owner.is_superuser:
                 OrgMembership.objects.create(org=org, user=owner, role=OrgMembership.Role.OWNER)
         # Before the tree: expand reads it to give recreated members what the org requires.
         org_services.require_env(org, plan.required_env)
-        created: list[Workspace] = []
-        teams = _create_tree(
-            plan.workspaces,
-            org=org,
-            parent=None,
-            plan=plan,
-            env=env or {},
-            actor=actor,
-            out=created,
-        )
+        writer = _Writer(org=org, plan=plan, actor=actor)
+        for member in plan.members:
+            writer.create(member, parent=plan.parents.get(member.path))
+        writer.link_files()
+        writer.extend_parents()
         event = record_event(
             EventType.ORG_IMPORTED,
             org_id=org.pk,
             actor=actor,
             payload={
-                "source": source,
+                "source": label,
                 "created_org": created_org,
-                "workspaces": [str(w.pk) for w in created],
-                "counts": {"workspaces": len(created), "teams": teams},
+                "workspaces": [str(w.pk) for w in writer.created],
+                "counts": {
+                    "workspaces": len(writer.created),
+                    "teams": writer.teams,
+                    **({"files": plan.files, "file_bytes": plan.file_bytes} if plan.files else {}),
+                },
                 # Names only: values are secrets.
                 "required_env": list(plan.required_env),
+                **({"description": plan.description} if plan.description else {}),
+                **(
+                    {"template_schema_version": plan.schema_version}
+                    if plan.schema_version is not None
+                    else {}
+                ),
+                **({"warnings": plan.warnings} if plan.warnings else {}),
             },
         )
-        return ImportResult(org, created_org, event, created, teams)
-
-
-def _create_tree(
-    nodes: list[dict[str, Any]],
-    *,
-    org: Org,
-    parent: Workspace | None,
-    plan: Plan,
-    env: Mapping[str, str],
-    actor: str,
-    out: list[Workspace],
-) -> int:
-    """Create ``nodes`` and their descendants depth-first; returns how many teams it made."""
-    teams = 0
-    for node in nodes:
-        workspace = dispatch.create_workspace(
-            org=org,
-            parent=parent,
-            actor=actor,
-            **teamspec.creation_fields(node, defaults=plan.defaults),
+        return ImportResult(
+            org, created_org, event, writer.created, writer.teams, plan.warnings, plan.files
         )
-        out.append(workspace)
-        for name in plan.required_env:
-            # In this transaction, so the secret is there when the agent is first started.
-            vault.set_secret(workspace_id=workspace.pk, key=name, value=env[name], actor=actor)
-        children = node.get("children") or []
-        if children:
-            # Its Team row comes with its first member (dispatch.create_workspace).
-            teams += 1 + _create_tree(
-                children, org=org, parent=workspace, plan=plan, env=env, actor=actor, out=out
+
+
+class _Writer:
+    """Creates the planned members depth-first, in the import's transaction."""
+
+    def __init__(self, *, org: Org, plan: Plan, actor: str) -> None:
+        self.org, self.plan, self.actor = org, plan, actor
+        self.created: list[Workspace] = []
+        self.rows: dict[str, Workspace] = {}
+        self.teams = 0
+
+    def create(self, member: Member, *, parent: Workspace | None) -> Workspace:
+        workspace = dispatch.create_workspace(
+            org=self.org,
+            parent=parent,
+            actor=self.actor,
+            spec={"children": [child.spec_node() for child in member.children]},
+            **member.creation_fields(),
+        )
+        self.created.append(workspace)
+        self.rows[member.path] = workspace
+        # In this transaction, before the first start is queued on commit: the agent starts with
+        # its settings, files and secrets, or not at all.
+        teamspec.give_template(workspace, member.template)
+        WorkspaceFile.objects.bulk_create(
+            WorkspaceFile(workspace=workspace, path=path, content=data, size=len(data))
+            for path, data in sorted(member.files.items())
+        )
+        # The template's .env files win over the import's environment, as a workspace's own
+        # secret wins over a global one in Molecule.
+        for key, value in sorted((self.plan.secrets | member.secrets).items()):
+            origin = "template .env" if key in member.secrets else "import"
+            vault.set_secret(
+                workspace_id=workspace.pk, key=key, value=value, actor=self.actor, origin=origin
             )
-    return teams
+        if member.children:
+            # Its Team row comes with its first member (dispatch.create_workspace).
+            self.teams += 1
+            for child in member.children:
+                self.create(child, parent=workspace)
+        return workspace
+
+    def ids(self) -> dict[str, str]:
+        return {path: str(row.pk) for path, row in self.rows.items()}
+
+    def link_files(self) -> None:
+        """Every lead's spec names, for each member with files, the workspace created from it
+        (``files_from``): expand copies that one's files, after a collapse too."""
+        ids = self.ids()
+        for root in self.plan.members:
+            for member in root.walk():
+                if member.children and any(
+                    m.files for child in member.children for m in child.walk()
+                ):
+                    spec = {"children": [child.spec_node(ids) for child in member.children]}
+                    Workspace.objects.filter(pk=self.rows[member.path].pk).update(spec=spec)
+
+    def extend_parents(self) -> None:
+        """Entries imported under an existing workspace join its team spec."""
+        ids = self.ids()
+        for lead in {row.pk: row for row in self.plan.parents.values()}.values():
+            added = [
+                member.spec_node(ids)
+                for member in self.plan.members
+                if self.plan.parents.get(member.path) == lead
+            ]
+            current = Workspace.objects.get(pk=lead.pk).spec or {}
+            spec = {**current, "children": [*current.get("children", []), *added]}
+            dispatch.edit_workspace(workspace_id=lead.pk, actor=self.actor, spec=spec)

@@ -189,18 +189,22 @@ def org_import(request: HttpRequest) -> HttpResponse:
             source=form.cleaned_data["source"],
         )
     except importer.InvalidOrgFile as invalid:
-        bad = {p.line for p in invalid.problems}
         context["problems"] = invalid.problems
-        context["source"] = [
-            {"number": n, "text": line, "bad": n in bad}
-            for n, line in enumerate(text.splitlines(), 1)
-        ]
-        # An uploaded file lands in the text box, so it can be fixed in place and sent again.
-        form.data = form.data.copy()
-        form.data["text"] = text
+        if isinstance(text, str):
+            bad = {p.line for p in invalid.problems}
+            context["source"] = [
+                {"number": n, "text": line, "bad": n in bad}
+                for n, line in enumerate(text.splitlines(), 1)
+            ]
+            # An uploaded file lands in the text box, so it can be fixed in place and sent again.
+            form.data = form.data.copy()
+            form.data["text"] = text
         return render(request, "orgs/import.html", context, status=400)
     count = len(result.workspaces)
-    messages.success(request, f"Imported {count} workspace(s) into {result.org.slug}.")
+    files = f" with {result.files} file(s)" if result.files else ""
+    messages.success(request, f"Imported {count} workspace(s){files} into {result.org.slug}.")
+    for warning in result.warnings:
+        messages.warning(request, warning)
     return redirect("org-import-progress", slug=result.org.slug, event_id=result.event.pk)
 
 

@@ -11,6 +11,7 @@ from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
 from orgs.access import User, visible_orgs
+from workspaces import template_view
 from workspaces.models import Status, StructureEvent, Workspace
 
 
@@ -148,6 +149,9 @@ def workspace_as_dict(workspace: Workspace) -> dict[str, Any]:
         "runtime_state": workspace.runtime_state,
         "runtime_metadata": workspace.runtime_metadata,
         "monthly_spend": workspace.monthly_spend,
+        # What an org template set (workspaces/template_view.py: channel secrets masked,
+        # memories counted).
+        "template": template_view.settings(workspace.template),
         "created_at": workspace.created_at.isoformat(),
     }
 

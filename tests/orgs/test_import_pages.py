@@ -177,7 +177,7 @@ def test_both_a_file_and_a_paste_are_refused(superuser: User) -> None:
 
 def test_neither_a_file_nor_a_paste_is_refused(superuser: User) -> None:
     response = post_import(login(superuser), text="  ")
-    assert "Upload a YAML file or paste one." in response.content.decode()
+    assert "Upload a YAML file or a template archive, or paste one." in response.content.decode()
 
 
 # --- the progress page --------------------------------------------------------------------------

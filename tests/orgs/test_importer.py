@@ -241,7 +241,7 @@ MINIMAL = "name: Beta\nslug: beta\nworkspaces:\n  - name: PM\n"
         ),
         pytest.param(
             MINIMAL + "    nmae: typo\n",
-            "line 5: workspaces[0].nmae: unknown key",
+            "line 5: workspaces[0].nmae: unknown key (did you mean 'name'?)",
             id="unknown-node-key",
         ),
         pytest.param(
@@ -250,8 +250,8 @@ MINIMAL = "name: Beta\nslug: beta\nworkspaces:\n  - name: PM\n"
             id="bad-tier",
         ),
         pytest.param(
-            "name: Beta\nslug: beta\ndefaults: {tier: 0}\nworkspaces: [{name: PM}]\n",
-            "line 3: defaults.tier: unknown tier 0: use 1, 2, 3 or 4",
+            "name: Beta\nslug: beta\ndefaults: {tier: 9}\nworkspaces: [{name: PM}]\n",
+            "line 3: defaults.tier: unknown tier 9: use 1, 2, 3 or 4",
             id="bad-default-tier",
         ),
         pytest.param(
@@ -327,9 +327,9 @@ MINIMAL = "name: Beta\nslug: beta\nworkspaces:\n  - name: PM\n"
             id="reserved-slug",
         ),
         pytest.param(
-            "name: Beta\nworkspaces: [{name: PM}]\n",
-            "line 1: slug: is required: the org's short name in URLs, e.g. acme",
-            id="missing-slug",
+            "slug: beta\nworkspaces: [{name: PM}]\n",
+            "line 1: name: is required and must be a non-empty string",
+            id="missing-name",
         ),
         pytest.param(
             "name: Beta\nslug: beta\n",

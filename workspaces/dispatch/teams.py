@@ -31,7 +31,8 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
     """Create the lead's children from its ``spec["children"]`` and provision each one.
 
     Routing: each child goes to the org's backend, like any new workspace. Children of children
-    stay in each child's spec, to be expanded in turn (teams nest). Refused when the lead is
+    stay in each child's spec, to be expanded in turn (teams nest). Each child gets the template
+    settings and files its node carries (``teamspec.give_template``). Refused when the lead is
     paused or removed, or already has live children (collapse first); ``InvalidRequest`` when the
     spec has no valid children. Writes WORKSPACE_EXPANDED with the child ids.
     """
@@ -67,7 +68,9 @@ def expand_team(*, workspace_id: Any, actor: str) -> VerbResult:
                 **teamspec.creation_fields(node, defaults={"runtime": lead.runtime}),
             )
             # In this transaction, before the children's first start is queued on commit: an
-            # agent must start with its secrets or not at all (a refusal rolls all this back).
+            # agent must start with its template settings, files and secrets or not at all (a
+            # refusal rolls all this back).
+            teamspec.give_template(child, node)
             if keys := team_secrets.restore(lead, child, actor=actor, dropped=dropped):
                 restored[child.name] = keys
             team_secrets.give_required(

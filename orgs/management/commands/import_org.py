@@ -1,4 +1,9 @@
-"""``manage.py import_org FILE [--org SLUG] [--env NAME=VALUE ...]``: org import from the shell."""
+"""``manage.py import_org FILE|DIR [--org SLUG] [--env NAME=VALUE ...]``: org import from the shell.
+
+FILE is one YAML file (``-`` for standard input), or a ``.zip``/``.tar.gz`` of a template
+directory; DIR is a Molecule org template directory (its ``org.yaml``, what that includes, the
+prompt files, ``.env`` files and each workspace's ``files_dir``).
+"""
 
 from __future__ import annotations
 
@@ -12,19 +17,26 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orgs import fields as org_fields
 from orgs import importer
+from orgs.archive import MAX_ARCHIVE, ArchiveError, is_archive, unpack
 from orgs.models import Org
+from orgs.tree import DirTree, Tree
 
 
 class Command(BaseCommand):
     help = (
-        "Import an org and its team tree from a YAML file (docs/architecture.md §10) and "
-        "provision every workspace through dispatch. The whole file is validated first; a bad "
-        "file creates nothing. Values for the file's required_env come from --env NAME=VALUE "
+        "Import an org and its team tree from a YAML file or a Molecule org template directory "
+        "(or a .zip/.tar.gz of one; docs/architecture.md §10) and provision every workspace "
+        "through dispatch. The whole template is validated first; a bad one creates nothing. "
+        "Values for its required_env, recommended_env and ${VAR}s come from --env NAME=VALUE "
         "or, failing that, from this command's own environment."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="The YAML file, or - to read it from standard input.")
+        parser.add_argument(
+            "file",
+            help="The YAML file (- reads standard input), a template directory holding "
+            "org.yaml, or a .zip/.tar.gz of one.",
+        )
         parser.add_argument(
             "--org",
             metavar="SLUG",
@@ -35,7 +47,8 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="NAME=VALUE",
-            help="A value for a name in required_env (repeatable).",
+            help="A value for a name in required_env or recommended_env, or for a ${VAR} "
+            "(repeatable).",
         )
 
     def handle(self, *args: Any, file: str, org: str | None, env: list[str], **opts: Any) -> None:
@@ -60,21 +73,37 @@ class Command(BaseCommand):
                 f"{len(invalid.problems)} problem(s):\n{problems}"
             ) from None
         verb = "Created" if result.created_org else "Imported into"
+        files = f", {result.files} file(s)" if result.files else ""
         self.stdout.write(
             self.style.SUCCESS(
                 f"{verb} org {result.org.slug!r}: {len(result.workspaces)} workspace(s) in "
-                f"{result.teams} team(s), provisioning on the {result.org.backend} backend "
-                f"(import event {result.event.pk})."
+                f"{result.teams} team(s){files}, provisioning on the {result.org.backend} "
+                f"backend (import event {result.event.pk})."
             )
         )
+        for warning in result.warnings:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
 
-    def _read(self, file: str) -> tuple[str, str]:
+    def _read(self, file: str) -> tuple[str | Tree, str]:
         if file == "-":
             return sys.stdin.read(), "stdin"
         path = Path(file)
+        if path.is_dir():
+            return DirTree(path), f"{path.resolve().name}/"
         try:
-            return path.read_text(encoding="utf-8"), path.name
-        except (OSError, UnicodeDecodeError) as error:
+            if path.stat().st_size > MAX_ARCHIVE:
+                raise CommandError(f"Cannot read {file}: it is larger than {MAX_ARCHIVE} bytes.")
+            data = path.read_bytes()
+        except OSError as error:
+            raise CommandError(f"Cannot read {file}: {error}") from None
+        if is_archive(data):
+            try:
+                return unpack(data, label=path.name), path.name
+            except ArchiveError as error:
+                raise CommandError(f"Cannot read {file}: {error}") from None
+        try:
+            return data.decode("utf-8"), path.name
+        except UnicodeDecodeError as error:
             raise CommandError(f"Cannot read {file}: {error}") from None
 
     def _env(self, pairs: list[str]) -> dict[str, str]:
