@@ -70,4 +70,3 @@ def files(workspace: Workspace) -> dict[str, bytes]:
         # Molecule writes it after the template's files: it wins over one files_dir ships.
         found[SYSTEM_PROMPT_FILE] = str(prompt).encode()
     return found
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ AGENT_REPORT: dict[str, Any] = {
     "current_task": "",
     "last_error_rate": 0.0,
     "last_sample_error": "",
+    # Molecule's runtime reports: a replaced instance's wedge or capabilities are not the next's.
+    "runtime_state": "",
+    "runtime_metadata": {},
 }
 
 
@@ -98,7 +102,7 @@ def transition(
     # workspace must not show the old agent's uptime and task. A crash loop is over once anyone
     # moves the workspace on (the sweep sets it again after its own step).
     for name, empty in AGENT_REPORT.items():
-        setattr(workspace, name, empty)
+        setattr(workspace, name, copy.copy(empty))
     workspace.crash_looping = False
     # The instance this step stops or replaces loses its right to report in now, in the same
     # transaction: left valid until the backend task runs, the old agent could register and

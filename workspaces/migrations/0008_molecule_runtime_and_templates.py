@@ -5,50 +5,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workspaces', '0007_reconcile_lease'),
+        ("workspaces", "0007_reconcile_lease"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='workspace',
-            name='monthly_spend',
+            model_name="workspace",
+            name="monthly_spend",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='workspace',
-            name='ran',
+            model_name="workspace",
+            name="ran",
             field=models.CharField(blank=True, max_length=500),
         ),
         migrations.AddField(
-            model_name='workspace',
-            name='runtime_metadata',
+            model_name="workspace",
+            name="runtime_metadata",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='workspace',
-            name='runtime_state',
+            model_name="workspace",
+            name="runtime_state",
             field=models.CharField(blank=True, max_length=20),
         ),
         migrations.AddField(
-            model_name='workspace',
-            name='template',
+            model_name="workspace",
+            name="template",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.CreateModel(
-            name='WorkspaceFile',
+            name="WorkspaceFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(max_length=500)),
-                ('content', models.BinaryField()),
-                ('size', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='workspaces.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("path", models.CharField(max_length=500)),
+                ("content", models.BinaryField()),
+                ("size", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="files",
+                        to="workspaces.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['path'],
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'path'), name='one_file_per_path')],
+                "ordering": ["path"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("workspace", "path"), name="one_file_per_path")
+                ],
             },
         ),
     ]
