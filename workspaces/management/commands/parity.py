@@ -82,7 +82,10 @@ class Command(BaseCommand):
     def _double(self, faults: list[str]) -> Iterator[None]:
         root = Path(tempfile.mkdtemp(prefix="molecule-cpdouble-"))
         token = secrets.token_urlsafe(24)
-        with ControlPlaneDouble(token=token, root=root) as double:
+        # The double's volumes go even when the check ends in drift (a CommandError).
+        stack = contextlib.ExitStack()
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
+        with stack, ControlPlaneDouble(token=token, root=root) as double:
             if faults:
                 double.set_faults(**dict.fromkeys(faults, True))
             settings.MOLECULE_CONTROLPLANE_URL, settings.MOLECULE_CONTROLPLANE_TOKEN = (
@@ -92,7 +95,6 @@ class Command(BaseCommand):
             probes.enable_in_this_process("controlplane")
             self.stdout.write(f"Control-plane double on {double.url} (faults: {faults or 'none'}).")
             yield
-        shutil.rmtree(root, ignore_errors=True)
 
     def _check(self, backends: list[str] | None, timeout: float) -> None:
         try:
