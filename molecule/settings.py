@@ -195,6 +195,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Pages and their polled partials are tables: compressed, a fleet page is a tenth of the
+    # bytes. CSRF tokens are masked per response, which is Django's answer to BREACH.
+    "django.middleware.gzip.GZipMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Inside the CSP middleware, so the admin's policy is on the response before it is written.
     "molecule.middleware.AdminContentSecurityPolicy",

@@ -5,6 +5,10 @@ row, checks the agent's token against the hash minted at its start, and moves th
 where the report says so: provisioning → online on register or on the first heartbeat, online ↔
 degraded by error rate or by the runtime saying it is wedged. The protocol, both the console's
 own request shapes and Molecule's runtime's, is docs/registry-protocol.md.
+
+A heartbeat that moves nothing (the common case: an online agent saying it is still fine) takes
+the fast path, one conditional UPDATE with no lock and no transaction (``_quiet_beat``); every
+other report, and a row that changed under it, takes the locked path with all its rules.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class Report:
 
 
 def _authorized(workspace_id: Any, token_hash: str) -> Workspace:
-    workspace = Workspace.objects.select_for_update().filter(pk=workspace_id).first()
+    workspace = Workspace.objects.for_change().filter(pk=workspace_id).first()
     if workspace is None or not workspace.token_hash:
         raise Unauthorized
     if not hmac.compare_digest(workspace.token_hash, token_hash):
@@ -129,7 +133,58 @@ def runtime_state_after(workspace: Workspace, report: Report) -> str:
     return workspace.runtime_state
 
 
-def heartbeat(*, workspace_id: Any, token_hash: str, report: Report) -> Workspace:
+def _quiet_beat(*, workspace_id: Any, token_hash: str, report: Report) -> bool:
+    """Take ``report`` in one statement if it cannot move the state machine; False otherwise.
+
+    Whether it can is decided twice: here from the report alone (not wedged, error rate below
+    ``DEGRADED_AT``), and in the UPDATE's WHERE from the row (this token, ``online``, a runtime
+    state the report leaves as it is, the same runtime metadata). A row that is anything else
+    (provisioning, degraded, paused, another token, a wedge to keep or a state or capabilities
+    that change) matches nothing and the caller runs the locked path, whose rules then decide.
+
+    ``updated_at`` is left alone, on purpose: it says when the row's state or configuration last
+    changed. The pages poll on it, and the reconcile sweep waits for it to be ``grace`` old
+    before queueing a lost backend call again; a heartbeat every 30 s touching it would make the
+    pages re-send unchanged rows and keep a heartbeating workspace's lost verb from ever being
+    reconciled.
+    """
+    if report.runtime_state == WEDGED or report.error_rate >= DEGRADED_AT:
+        return False
+    rows = Workspace.objects.filter(pk=workspace_id, token_hash=token_hash, status=Status.ONLINE)
+    if report.full:
+        # A full beat sets the runtime state; fast only when that is what is stored already.
+        rows = rows.filter(runtime_state=report.runtime_state or "")
+    else:
+        # A partial beat keeps the stored state; a stored wedge needs the locked path's rules.
+        rows = rows.exclude(runtime_state=WEDGED)
+    if report.runtime_metadata is not None:
+        # The page shows the capabilities: a change of them is a change of the row's state.
+        rows = rows.filter(runtime_metadata=report.runtime_metadata)
+    changes: dict[str, Any] = {
+        "last_heartbeat_at": timezone.now(),
+        "last_error_rate": report.error_rate,
+        "last_sample_error": report.sample_error,
+        "active_tasks": report.active_tasks,
+        "uptime_seconds": report.uptime_seconds,
+        "current_task": report.current_task,
+    }
+    if report.monthly_spend > 0:
+        changes["monthly_spend"] = report.monthly_spend
+    # Autocommit: one statement, one round trip; the row lock lasts as long as the UPDATE.
+    return rows.update(**changes) == 1
+
+
+def heartbeat(*, workspace_id: Any, token_hash: str, report: Report) -> str:
+    """Take one heartbeat; the workspace's status after it.
+
+    Raises ``Unauthorized`` (no such workspace, another token) and ``Conflict`` (a state that
+    takes no heartbeats)."""
+    if _quiet_beat(workspace_id=workspace_id, token_hash=token_hash, report=report):
+        return Status.ONLINE
+    return _locked_beat(workspace_id=workspace_id, token_hash=token_hash, report=report).status
+
+
+def _locked_beat(*, workspace_id: Any, token_hash: str, report: Report) -> Workspace:
     with transaction.atomic():
         workspace = _authorized(workspace_id, token_hash)
         now = timezone.now()
@@ -158,6 +213,9 @@ def heartbeat(*, workspace_id: Any, token_hash: str, report: Report) -> Workspac
         workspace.active_tasks = report.active_tasks
         workspace.uptime_seconds = report.uptime_seconds
         workspace.current_task = report.current_task
+        # What the page shows of the runtime (its state, its capabilities) changing is a change
+        # of the row; the figures of a beat are not (see _quiet_beat on updated_at).
+        shown_changed = workspace.runtime_state != state
         workspace.runtime_state = state
         fields = [
             "last_heartbeat_at",
@@ -169,6 +227,7 @@ def heartbeat(*, workspace_id: Any, token_hash: str, report: Report) -> Workspac
             "runtime_state",
         ]
         if report.runtime_metadata is not None:
+            shown_changed = shown_changed or workspace.runtime_metadata != report.runtime_metadata
             workspace.runtime_metadata = report.runtime_metadata
             fields.append("runtime_metadata")
         if report.monthly_spend > 0:
@@ -195,5 +254,5 @@ def heartbeat(*, workspace_id: Any, token_hash: str, report: Report) -> Workspac
                 workspace, move, actor=_actor(workspace), payload=payload, update_fields=(*fields,)
             )
         else:
-            workspace.save(update_fields=[*fields, "updated_at"])
+            workspace.save(update_fields=[*fields, "updated_at"] if shown_changed else fields)
         return workspace

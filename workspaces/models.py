@@ -44,7 +44,21 @@ class EventType(models.TextChoices):
     SECRET_DELETED = "SECRET_DELETED"
 
 
+class WorkspaceQuerySet(models.QuerySet["Workspace"]):
+    def for_change(self) -> WorkspaceQuerySet:
+        """Rows locked for an update of their own columns, and nothing else locked.
+
+        Without ``of`` a lock query that joins the org (``select_related``, or ``first()`` on the
+        default ordering, which is by org) locks the org's row too, and every heartbeat of the
+        org waits behind any slow transaction on it. ``no_key``: events that reference the row
+        (they take a key-share lock) are not blocked by it.
+        """
+        return self.select_for_update(of=("self",), no_key=True).order_by("pk")
+
+
 class Workspace(models.Model):
+    objects = WorkspaceQuerySet.as_manager()
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="workspaces")
     name = models.CharField(max_length=200)

@@ -224,7 +224,7 @@ def _validate(key: object, value: object) -> None:
 
 def _locked_workspace(workspace_id: Any) -> Workspace:
     # The same row lock dispatch takes: a secret write and a start of the agent never interleave.
-    workspace = Workspace.objects.select_for_update().get(pk=workspace_id)
+    workspace = Workspace.objects.for_change().get(pk=workspace_id)
     if workspace.status == Status.REMOVED:
         raise Refused(f"Workspace {workspace.name!r} is removed; its secrets cannot change.")
     return workspace
@@ -273,7 +273,7 @@ def delete_secret(*, workspace_id: Any, key: str, actor: str) -> None:
     Deleting is allowed on a removed workspace too: it only ever takes a credential away.
     """
     with transaction.atomic():
-        workspace = Workspace.objects.select_for_update().get(pk=workspace_id)
+        workspace = Workspace.objects.for_change().get(pk=workspace_id)
         # No stored key holds a NUL (and PostgreSQL would refuse one even in the query).
         found = WorkspaceSecret.objects.filter(workspace=workspace, key=key)
         deleted, _ = (0, None) if fields.unstorable(str(key)) else found.delete()

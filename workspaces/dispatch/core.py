@@ -152,7 +152,7 @@ def locked(workspace_id: Any, *, busy_after: float | None = None) -> Workspace:
     if busy_after is not None:
         _give_up_after(busy_after)
     try:
-        return Workspace.objects.select_for_update().select_related("org").get(pk=workspace_id)
+        return Workspace.objects.for_change().select_related("org").get(pk=workspace_id)
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
             raise
@@ -177,7 +177,7 @@ def locked_tree(
     # One query, id order: two cascades over overlapping trees lock in the same order.
     rows = {
         ws.pk: ws
-        for ws in Workspace.objects.select_for_update().select_related("org").filter(pk__in=ids)
+        for ws in Workspace.objects.for_change().select_related("org").filter(pk__in=ids)
     }
     return root, [rows[pk] for pk in ids]
 

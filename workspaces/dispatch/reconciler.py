@@ -304,7 +304,7 @@ def _undo(plan: Plan) -> None:
 def _release_after_crash(workspace_id: Any, owner: str) -> None:
     # Best effort: with the database gone too, the lease simply expires (it is short).
     with contextlib.suppress(DatabaseError), transaction.atomic():
-        workspace = Workspace.objects.select_for_update().filter(pk=workspace_id).first()
+        workspace = Workspace.objects.for_change().filter(pk=workspace_id).first()
         if workspace is not None and workspace.lease_owner == owner:
             _release(workspace)
             workspace.save(update_fields=["lease_owner", "lease_until", "updated_at"])
