@@ -13,6 +13,7 @@ JSON, a refusal a 400 with the field and why (each field's rule is in
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -82,12 +83,13 @@ def _number(data: dict[str, Any], key: str, kind: type) -> Any:
     return kind(_field(data, key, 0))
 
 
-def _answer(call: Any, status: str) -> JsonResponse:
+def _answer(call: Callable[[], str], status: str) -> JsonResponse:
     """200 with Molecule's platform's ``status`` word ("registered", "ok", "updated": its runtime
     reads nothing else, and only ``auth_token`` from a registration, which is never sent: the
-    token is in the configs directory) and the console's own fields."""
+    token is in the configs directory) and the console's own fields. ``call`` returns the
+    workspace's status after the report."""
     try:
-        workspace = call()
+        workspace_status = call()
     except BadRequest as error:
         return JsonResponse({"error": str(error)}, status=400)
     except heartbeats.Unauthorized:
@@ -97,7 +99,7 @@ def _answer(call: Any, status: str) -> JsonResponse:
     return JsonResponse(
         {
             "status": status,
-            "workspace_status": workspace.status,
+            "workspace_status": workspace_status,
             "heartbeat_interval": settings.MOLECULE_HEARTBEAT_INTERVAL,
         }
     )
@@ -116,14 +118,15 @@ def register(request: HttpRequest) -> JsonResponse:
     if refused := _not_post(request):
         return refused
 
-    def call() -> Any:
+    def call() -> str:
         workspace_id, token, data = _body(request, ids=("workspace_id", "id"))
-        return heartbeats.register(
+        workspace = heartbeats.register(
             workspace_id=workspace_id,
             token_hash=hash_token(token),
             url=_text(data, "url", fields.MAX_URL),
             agent_card=_field(data, "agent_card", {}),
         )
+        return workspace.status
 
     return _answer(call, "registered")
 
@@ -138,7 +141,7 @@ def heartbeat(request: HttpRequest) -> JsonResponse:
     if refused := _not_post(request):
         return refused
 
-    def call() -> Any:
+    def call() -> str:
         workspace_id, token, data = _body(request)
         runtime_state = _optional(data, "runtime_state")
         spend = _optional(data, "monthly_spend")
@@ -166,13 +169,14 @@ def update_card(request: HttpRequest) -> JsonResponse:
     if refused := _not_post(request):
         return refused
 
-    def call() -> Any:
+    def call() -> str:
         workspace_id, token, data = _body(request)
         card = _optional(data, "agent_card")
         if card is None:
             raise BadRequest("agent_card is required")
-        return heartbeats.update_card(
+        workspace = heartbeats.update_card(
             workspace_id=workspace_id, token_hash=hash_token(token), agent_card=card
         )
+        return workspace.status
 
     return _answer(call, "updated")
