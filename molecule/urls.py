@@ -7,6 +7,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.decorators.http import require_safe
 
+from molecule.metrics import counted, metrics_view
 from orgs.login_throttle import ThrottledAdminAuthenticationForm, ThrottledLoginView
 from workspaces import registry
 
@@ -32,9 +33,14 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("accounts/", include(ACCOUNTS)),
-    path("registry/register", registry.register, name="registry-register"),
-    path("registry/heartbeat", registry.heartbeat, name="registry-heartbeat"),
-    path("registry/update-card", registry.update_card, name="registry-update-card"),
+    path("metrics", metrics_view, name="metrics"),
+    path("registry/register", counted("register", registry.register), name="registry-register"),
+    path("registry/heartbeat", counted("heartbeat", registry.heartbeat), name="registry-heartbeat"),
+    path(
+        "registry/update-card",
+        counted("update_card", registry.update_card),
+        name="registry-update-card",
+    ),
     path("api/v1/", include("api.urls")),
     path("tokens/", include("orgs.token_urls")),
     path("", include("orgs.urls")),

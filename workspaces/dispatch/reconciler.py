@@ -38,6 +38,7 @@ from django.db import (
 )
 from django.utils import timezone
 
+from molecule import metrics
 from workspaces import agent_config, backends, bearer_secrets, lifecycle, runtimes, vault
 from workspaces.backends import Backend, BackendError, Instance, InstanceSpec
 from workspaces.dispatch.core import RetryLater, console_tail, locked, recorded_instance
@@ -334,13 +335,16 @@ def reconcile(*, workspace_id: Any, generation: int, final_attempt: bool = True)
     plan = claimed
     try:
         renewer = _Renewer(workspace_id, plan.owner)
+        began = time.monotonic()
         try:
             _call(plan)
         finally:
             renewer.done()
+            calls_took = time.monotonic() - began
         plan.outcome = _record_despite_outages(
             workspace_id, generation, plan, final_attempt=final_attempt
         )
+        metrics.observe_backend_call(plan.backend.name, plan.outcome, calls_took)
     except BaseException:
         if not plan.outcome:
             plan.leftovers += [plan.new] if plan.new else []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,14 @@ class Command(BaseCommand):
         username, password = self._admin_login()
         if not options["no_demo"] and not Org.objects.exists():
             call_command("demo", stdout=self.stdout)
+        # Every child writes its counters here and a scrape adds them up (molecule/metrics.py);
+        # emptied at each start so a restarted console counts from zero, as Prometheus expects.
+        metrics_dir = Path(settings.VAR_DIR) / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(mode=0o700)
         env = {
             **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "MOLECULE_REGISTRY_URL": os.environ.get(
                 "MOLECULE_REGISTRY_URL", f"http://{host}:{port}"
             ),
