@@ -60,6 +60,14 @@ def test_a_scrape_without_the_token_is_refused_and_shows_nothing(
     assert b"molecule_" not in response.content
 
 
+def test_a_console_session_is_not_a_metrics_token(token: str, superuser: Any) -> None:
+    client = Client()
+    client.force_login(superuser)
+    response = client.get("/metrics")
+    assert response.status_code == 401
+    assert b"molecule_" not in response.content
+
+
 def test_a_post_is_refused(token: str) -> None:
     response = Client().post("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 405

@@ -184,6 +184,10 @@ AUTH_PAGES: dict[str, list[tuple[Request, bool, Expect]]] = {
     "password_reset_complete": [(get(), True, Expect(200))],
     # Not an account page, but public like one: /favicon.ico redirects to the static icon.
     "favicon": [(get(), True, Expect(302, location="/static/favicon.svg"))],
+    # Not a page either: a scraper's, behind MOLECULE_METRICS_TOKEN, which this world leaves
+    # unset, so it is off for every caller, logged in or not. With a token set (and a session,
+    # even a superuser's, that does not send it): tests/molecule/test_metrics.py.
+    "metrics": [(get(), True, Expect(404))],
 }
 
 # The agents' endpoints: a workspace token of that very workspace, and nothing else.
