@@ -25,6 +25,9 @@ import re
 from collections.abc import Iterator, Mapping
 from urllib.parse import quote, quote_plus
 
+from workspaces import vault
+from workspaces.models import Workspace
+
 MIN_LENGTH = 3
 WITHHELD = "(withheld: it holds a secret of this workspace that could not be masked)"
 TOKEN_LABEL = "auth_token"
@@ -143,3 +146,28 @@ class StreamRedactor:
     def flush(self) -> str:
         rest, self._pending = self._pending, ""
         return self._redactor.text(rest)
+
+
+class _Withholding(Redactor):
+    """Stands in when the workspace's secrets cannot be opened: nothing can be checked, so
+    nothing is shown."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__({})
+        self._why = why
+
+    @property
+    def empty(self) -> bool:
+        return False
+
+    def text(self, text: str) -> str:
+        return f"(withheld: {self._why})" if text else text
+
+
+def for_workspace(workspace: Workspace) -> Redactor:
+    """The redactor for what ``workspace``'s agent says: its secrets and its current token."""
+    try:
+        secrets = vault.environment(workspace)
+    except vault.SecretsUnreadable:
+        return _Withholding("the workspace's secrets cannot be opened to mask them")
+    return Redactor(secrets, token_hash=workspace.token_hash)

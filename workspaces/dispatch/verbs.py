@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from orgs.models import Org
-from workspaces import backends, fields, lifecycle, team_secrets
+from workspaces import backends, fields, lifecycle, redaction, team_secrets
 from workspaces.backends import BackendError
 from workspaces.dispatch.core import (
     VERB_LOCK_WAIT,
@@ -185,7 +185,8 @@ def has_backend(*, workspace_id: Any = None, org: Org | None = None) -> bool:
 
 
 def console(*, workspace_id: Any, tail: int = 200) -> str:
-    """The instance's boot and run log from its backend ("" when nothing is running)."""
+    """The instance's boot and run log from its backend ("" when nothing is running), with
+    the workspace's secrets masked (workspaces/redaction.py)."""
     workspace = Workspace.objects.get(pk=workspace_id)
     backend, instance = backends.get(workspace.backend), recorded_instance(workspace)
     if backend is None:
@@ -193,6 +194,7 @@ def console(*, workspace_id: Any, tail: int = 200) -> str:
     if instance is None:
         return ""
     try:
-        return backend.console(instance, tail=tail)
+        output = backend.console(instance, tail=tail)
     except BackendError as error:
         return f"(console unavailable: {error.message})"
+    return redaction.for_workspace(workspace).text(output)
