@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 
 from orgs.models import Backend, Org
+
+# What the fleet table's heartbeat sort reads for a workspace that never sent one: the oldest.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Status(models.TextChoices):
@@ -42,6 +48,9 @@ class EventType(models.TextChoices):
     TOKEN_REVOKED = "TOKEN_REVOKED"
     SECRET_SET = "SECRET_SET"
     SECRET_DELETED = "SECRET_DELETED"
+    # One A2A exchange the console forwarded to an agent: who, sizes, status and latency, never
+    # the text (workspaces/dispatch/a2a.py).
+    A2A_MESSAGE = "A2A_MESSAGE"
 
 
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
@@ -133,6 +142,18 @@ class Workspace(models.Model):
         indexes = [
             models.Index(fields=["status", "last_heartbeat_at"]),
             models.Index(fields=["org", "status"]),
+            # One per sort of the fleet table, with the primary key that breaks ties: a keyset
+            # page is one range scan of these (docs/architecture.md §11). The name search's
+            # index (UPPER(name) text_pattern_ops) is PostgreSQL's only: migration 0009.
+            models.Index(fields=["name", "id"], name="ws_name_keyset"),
+            models.Index(fields=["status", "id"], name="ws_status_keyset"),
+            models.Index(
+                Coalesce("last_heartbeat_at", Value(NEVER)), F("id"), name="ws_heartbeat_keyset"
+            ),
+            models.Index(fields=["created_at", "id"], name="ws_created_keyset"),
+            # The admin's and the dashboard's other filters.
+            models.Index(fields=["backend", "id"], name="ws_backend_keyset"),
+            models.Index(fields=["tier", "id"], name="ws_tier_keyset"),
         ]
 
     def __str__(self) -> str:
@@ -227,6 +248,13 @@ class StructureEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The event log's keyset pages, newest first, unfiltered and by each indexed filter.
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="event_time"),
+            models.Index(fields=["org", "created_at", "id"], name="event_org_time"),
+            models.Index(fields=["workspace", "created_at", "id"], name="event_workspace_time"),
+            models.Index(fields=["event_type", "created_at", "id"], name="event_type_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} by {self.actor}"

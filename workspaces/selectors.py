@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, DateTimeField, Max, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from orgs.access import User, visible_orgs
-from workspaces import template_view
-from workspaces.models import Status, StructureEvent, Workspace
+from workspaces import keyset, template_view
+from workspaces.models import NEVER, Status, StructureEvent, Workspace
+
+if TYPE_CHECKING:
+    from workspaces.fleet import FleetQuery
 
 
 def workspaces_for(
@@ -59,33 +63,145 @@ def live_descendant_count(workspace: Workspace) -> int:
 @dataclass
 class FleetCounts:
     by_status: dict[str, int]
-    by_org: list[dict[str, Any]] = field(default_factory=list)
     by_backend: dict[str, int] = field(default_factory=dict)
     total: int = 0
+    # What the counts were computed from, for the polled partial's ETag: changes whenever a
+    # workspace is created, changes state, is restarted or starts crash-looping.
+    version: list[Any] = field(default_factory=list)
+
+
+def visible_workspaces(user: User) -> QuerySet[Workspace]:
+    """Every workspace the user may see. A superuser's query has no org condition at all: an
+    ``org_id IN (every org)`` would keep the database from walking a sort's index."""
+    if user.is_authenticated and user.is_superuser:
+        return Workspace.objects.all()
+    return Workspace.objects.filter(org__in=visible_orgs(user))
 
 
 def fleet_counts(user: User) -> FleetCounts:
-    rows = Workspace.objects.filter(org__in=visible_orgs(user))
-    by_status = Counter(
-        {r["status"]: r["n"] for r in rows.values("status").annotate(n=Count("pk"))}
+    """Counts by state and by backend, and their version, in one grouped query.
+
+    Based on the state columns only (never ``last_heartbeat_at`` nor ``updated_at``, which a
+    heartbeat that changes nothing does not write).
+    """
+    groups = list(
+        visible_workspaces(user)
+        .values("status", "backend")
+        .annotate(
+            n=Count("pk"),
+            changed=Max("status_changed_at"),
+            restarts=Sum("restart_count"),
+            looping=Count("pk", filter=Q(crash_looping=True)),
+        )
+        .order_by("status", "backend")
     )
-    per_org: dict[str, dict[str, Any]] = {}
-    for r in (
-        rows.exclude(status=Status.REMOVED).values("org__slug", "status").annotate(n=Count("pk"))
-    ):
-        org = per_org.setdefault(r["org__slug"], {"slug": r["org__slug"], "total": 0})
-        org[r["status"]] = r["n"]
-        org["total"] += r["n"]
-    by_backend = {
-        r["backend"]: r["n"]
-        for r in rows.exclude(status=Status.REMOVED).values("backend").annotate(n=Count("pk"))
-    }
+    by_status: Counter[str] = Counter()
+    by_backend: Counter[str] = Counter()
+    for group in groups:
+        by_status[group["status"]] += group["n"]
+        if group["status"] != Status.REMOVED:
+            by_backend[group["backend"]] += group["n"]
     return FleetCounts(
         by_status={s.value: by_status.get(s.value, 0) for s in Status},
-        by_org=sorted(per_org.values(), key=lambda o: o["slug"]),
-        by_backend=by_backend,
-        total=sum(v for k, v in by_status.items() if k != Status.REMOVED),
+        by_backend=dict(sorted(by_backend.items())),
+        total=sum(n for status, n in by_status.items() if status != Status.REMOVED),
+        version=[tuple(group.values()) for group in groups],
     )
+
+
+def largest_orgs(user: User, *, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` orgs with the most live workspaces, with their counts by state: one query.
+
+    The dashboard lists these, not every org: a thousand orgs is the orgs page's to list.
+    """
+    live = ~Q(status=Status.REMOVED)
+    per_state = {
+        s.value: Count("pk", filter=Q(status=s))
+        for s in (Status.ONLINE, Status.DEGRADED, Status.PROVISIONING, Status.OFFLINE)
+    }
+    rows = (
+        visible_workspaces(user)
+        .values("org_id", "org__slug")
+        .annotate(total=Count("pk", filter=live), failed=Count("pk", filter=Q(status="failed")))
+        .annotate(**per_state)
+        .filter(total__gt=0)
+        .order_by("-total", "org__slug")[:limit]
+    )
+    return [{**row, "slug": row["org__slug"]} for row in rows]
+
+
+# A workspace that never sent a heartbeat sorts as the oldest one. The same expression is
+# indexed with the primary key (workspaces/models.py), which serves both directions.
+HEARTBEAT = Coalesce("last_heartbeat_at", Value(NEVER), output_field=DateTimeField())
+
+
+def fleet_rows(
+    user: User,
+    *,
+    org: str | None = None,
+    status: str | None = None,
+    backend: str | None = None,
+    tier: int | None = None,
+    search: str | None = None,
+    include_removed: bool = False,
+) -> QuerySet[Workspace]:
+    """The dashboard's table before ordering and paging: filtered on the server.
+
+    ``search`` matches names starting with it, case-insensitively (``UPPER(name) LIKE 'X%'``,
+    served on PostgreSQL by an index on that expression, migration 0009).
+    """
+    rows = visible_workspaces(user).select_related("org", "parent").annotate(heartbeat=HEARTBEAT)
+    if org:
+        rows = rows.filter(org__slug=org)
+    if status:
+        rows = rows.filter(status=status)
+    elif not include_removed:
+        rows = rows.exclude(status=Status.REMOVED)
+    if backend:
+        rows = rows.filter(backend=backend)
+    if tier is not None:
+        rows = rows.filter(tier=tier)
+    if search:
+        rows = rows.filter(name__istartswith=search)
+    return rows
+
+
+def fleet_page(user: User, query: FleetQuery, *, size: int) -> keyset.Page:
+    """One page of the dashboard's table; a bad cursor is ``keyset.BadCursor``."""
+    rows = fleet_rows(
+        user,
+        org=query.org,
+        status=query.state,
+        backend=query.backend,
+        tier=query.tier,
+        search=query.search,
+    )
+    return keyset.page(rows, query.order, query.cursor, size=size)
+
+
+def badge_rows(user: User, ids: list[Any]) -> list[Workspace]:
+    """The state columns of the workspaces ``ids`` the user may see (the rows on screen)."""
+    return list(
+        visible_workspaces(user)
+        .filter(pk__in=ids)
+        .only(
+            "id",
+            "status",
+            "status_changed_at",
+            "restart_count",
+            "crash_looping",
+            "last_exit_at",
+            "last_exit_reason",
+        )
+        .order_by("pk")
+    )
+
+
+def badge_version(rows: list[Workspace]) -> list[Any]:
+    return [
+        (w.pk, w.status, w.status_changed_at, w.restart_count, w.crash_looping, w.last_exit_at)
+        for w in rows
+    ]
 
 
 def events_for_workspace(workspace: Workspace, *, limit: int = 50) -> list[StructureEvent]:

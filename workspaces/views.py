@@ -7,36 +7,116 @@ verb URL only shows the confirmation form, so the pages work without JavaScript.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from orgs.access import actable_orgs, actor, can_act, check_write
+from orgs.access import actable_orgs, actor, can_act, check_write, visible_orgs
 from orgs.fields import slug_problem
-from orgs.models import Org
-from workspaces import dispatch, lifecycle, selectors, vault
+from orgs.models import Backend, Org
+from workspaces import dispatch, fleet, keyset, lifecycle, selectors, vault
 from workspaces.forms import EditWorkspaceForm, NewWorkspaceForm
 from workspaces.lifecycle import Refused, TransitionRefused
 from workspaces.models import Status, Workspace
+from workspaces.tiers import TIER_CHOICES
 from workspaces.verb_text import consequence
+
+# The dashboard's table of orgs lists the largest few; the orgs page lists them all.
+TOP_ORGS = 10
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    org = request.GET.get("org") or None
-    status = request.GET.get("status") or None
-    context = {
-        "counts": selectors.fleet_counts(request.user),
-        "workspaces": selectors.workspaces_for(request.user, org_slug=org, status=status),
-        "filters": {"org": org or "", "status": status or ""},
-        "statuses": [s.value for s in Status],
-        "form": NewWorkspaceForm(orgs=actable_orgs(request.user)),
+    """The fleet: counts, the largest orgs and one page of the workspace table.
+
+    Its cost does not grow with the fleet (docs/architecture.md §11): the table is a keyset
+    page of ``fleet.PAGE_SIZE`` rows, the counts are two grouped queries, and the live parts
+    poll small partials (``partial=counts``, ``partial=badges``) that answer 304 when nothing
+    they show changed.
+    """
+    partial = request.GET.get("partial") if request.htmx else None
+    if partial == "counts":
+        return _dashboard_counts(request)
+    if partial == "badges":
+        return _dashboard_badges(request)
+    query = fleet.parse(request.GET)
+    try:
+        page = selectors.fleet_page(request.user, query, size=fleet.PAGE_SIZE)
+    except keyset.BadCursor:
+        query.notes.append("That page link is not valid (any more): showing the first page.")
+        query.cursor = None
+        page = selectors.fleet_page(request.user, query, size=fleet.PAGE_SIZE)
+    context: dict[str, Any] = {
+        "query": query,
+        "page": page,
+        "poll_ids": ",".join(str(w.pk) for w in page.rows),
+        "headers": _sort_headers(query.sort),
+        "statuses": Status.values,
+        "backends": Backend.values,
+        "tiers": [value for value, _ in TIER_CHOICES],
+        "sorts": list(fleet.SORTS),
     }
     if request.htmx:
         return render(request, "workspaces/dashboard.html#fleet", context)
+    context.update(_counts_context(request))
+    context["form"] = NewWorkspaceForm(orgs=actable_orgs(request.user))
     return render(request, "workspaces/dashboard.html", context)
+
+
+def _sort_headers(current: str) -> list[dict[str, Any]]:
+    """Each sortable column: the sort its link asks for (the other direction when it is the
+    current one) and the arrow it shows."""
+    headers = []
+    for key, label in fleet.SORT_LABELS.items():
+        active = current.lstrip("-") == key
+        descending = current.startswith("-")
+        headers.append(
+            {
+                "label": label,
+                "sort": (key if descending else f"-{key}") if active else key,
+                "arrow": ("↓" if descending else "↑") if active else "",
+            }
+        )
+    return headers
+
+
+def _counts_context(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "counts": selectors.fleet_counts(request.user),
+        "orgs": selectors.largest_orgs(request.user, limit=TOP_ORGS),
+        "org_total": visible_orgs(request.user).count(),
+    }
+
+
+def _dashboard_counts(request: HttpRequest) -> HttpResponse:
+    counts = selectors.fleet_counts(request.user)
+    tag = fleet.etag([request.user.pk, counts.version])
+    if unchanged := fleet.not_modified(request, tag):
+        return unchanged
+    context = _counts_context(request) | {"counts": counts}
+    return fleet.tagged(render(request, "workspaces/dashboard.html#counts", context), tag)
+
+
+def _dashboard_badges(request: HttpRequest) -> HttpResponse:
+    """The state cells of the rows on screen (``ids``), swapped in out of band.
+
+    304 while none of them changed state, restarted or started crash-looping. The last
+    heartbeat's age is not part of it: it refreshes when the table does (reload, paging,
+    sorting, a verb), so a heartbeat that changes nothing costs the poll nothing.
+    """
+    ids = fleet.polled_ids(request.GET)
+    if not ids:
+        return HttpResponse(status=204)
+    rows = selectors.badge_rows(request.user, ids)
+    tag = fleet.etag([request.user.pk, selectors.badge_version(rows)])
+    if unchanged := fleet.not_modified(request, tag):
+        return unchanged
+    response = render(request, "workspaces/dashboard.html#badges", {"rows": rows})
+    return fleet.tagged(response, tag)
 
 
 @login_required
