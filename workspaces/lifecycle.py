@@ -173,6 +173,16 @@ def check(workspace: Workspace, cause: str) -> Transition:
     return transition
 
 
+def moved(cause: str, previous: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload of the event that moves a workspace from ``previous`` along ``cause``.
+
+    :func:`apply` writes it for one row; the set-based sweeps write it for each row they moved
+    in one statement (workspaces/dispatch/sweeps/), so both say the same.
+    """
+    target = str(TRANSITIONS[cause].target)
+    return {"from": previous, "to": target, "cause": cause, **(payload or {})}
+
+
 def apply(
     workspace: Workspace,
     cause: str,
@@ -187,12 +197,11 @@ def apply(
     fields the caller changed on the instance and wants saved with the new status.
     """
     transition = check(workspace, cause)
-    previous = workspace.status
     event = record_event(
         transition.event,
         workspace=workspace,
         actor=actor,
-        payload={"from": previous, "to": str(transition.target), "cause": cause, **(payload or {})},
+        payload=moved(cause, workspace.status, payload),
     )
     workspace.status = transition.target
     workspace.status_changed_at = timezone.now()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from workspaces import dispatch
@@ -26,6 +28,26 @@ def reconcile_workspace(self, workspace_id: str, generation: int) -> str:
             )
             return retry.result
         raise self.retry(exc=error, countdown=2**self.request.retries) from error
+
+
+@shared_task(bind=True, acks_late=True)
+def reconcile_workspaces(self, calls: list[list[Any]]) -> list[str]:
+    """Many backend calls in one message (a sweep's restarts, an import's starts), in turn.
+
+    A call that must wait (a lease held, a transient failure) goes on as its own
+    ``reconcile_workspace`` task with that task's retries and backoff.
+    """
+    outcomes, retry, failure = dispatch.reconcile_many(
+        [(str(workspace_id), int(generation)) for workspace_id, generation in calls]
+    )
+    for workspace_id, generation in retry:
+        if self.request.is_eager:
+            reconcile_workspace.apply(args=[workspace_id, generation], retries=1)
+        else:
+            reconcile_workspace.apply_async(args=[workspace_id, generation], retries=1, countdown=1)
+    if failure is not None:
+        raise failure
+    return outcomes
 
 
 @shared_task

@@ -63,6 +63,9 @@ class RecordingBackend(Backend):
     def list_instances(self) -> list[str]:
         return list(self.running)
 
+    def running_instances(self) -> list[str] | None:
+        return list(self.running)
+
     def workspaces_running(self) -> list[str]:
         return [spec.workspace_id for spec in self.running.values()]
 

@@ -189,3 +189,12 @@ class Backend:
     def list_instances(self) -> list[str]:
         """Instance ids of every instance this console started that still exists (orphan sweep)."""
         raise NotImplementedError
+
+    def running_instances(self) -> list[str] | None:
+        """Instance ids of the instances that run now (``is_running`` true), in one listing.
+
+        The health sweep compares it with the recorded instances instead of asking about each
+        one. None: this backend cannot list them in one call, and the sweep asks ``is_running``
+        for each recorded instance.
+        """
+        return None

@@ -351,6 +351,13 @@ class ControlPlaneBackend(Backend):
 
         Exited VMs are included: they still exist on the control plane until deleted.
         """
+        return [item["instance_id"] for item in self._listed(org)]
+
+    def running_instances(self) -> list[str] | None:
+        """Ids of the VMs whose ``running`` flag is true (booting counts), in one request."""
+        return [item["instance_id"] for item in self._listed(None) if item.get("running") is True]
+
+    def _listed(self, org: str | None) -> list[dict[str, Any]]:
         what = "list instances" + (f" of org {org}" if org else "")
         params = {"org": org} if org else {}
         response = self._call("GET", "/cp/workspaces", what=what, params=params)
@@ -363,4 +370,4 @@ class ControlPlaneBackend(Backend):
                 f"The control plane at {self.url} listed instances without instance ids.",
                 permanent=True,
             )
-        return [item["instance_id"] for item in listed]
+        return listed

@@ -547,10 +547,17 @@ class DockerBackend(Backend):
 
     def list_instances(self) -> list[str]:
         """Ids of every container labelled as this console's, running or exited."""
+        return self._listed(everything=True)
+
+    def running_instances(self) -> list[str] | None:
+        """Ids of this console's running containers (``docker ps``): one call for the fleet."""
+        return self._listed(everything=False)
+
+    def _listed(self, *, everything: bool) -> list[str]:
         with self._engine("list containers") as client:
             # The plain listing: the SDK's containers.list() inspects each container it finds,
             # which fails for one removed in between.
             found = client.api.containers(
-                all=True, filters={"label": f"{LABEL_CONSOLE}={self.console_id}"}
+                all=everything, filters={"label": f"{LABEL_CONSOLE}={self.console_id}"}
             )
             return [summary["Id"] for summary in found]

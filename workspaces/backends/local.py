@@ -733,6 +733,10 @@ class LocalBackend(Backend):
         home = instance.state.get("dir")
         return Path(home).exists() if home else None
 
+    def running_instances(self) -> list[str] | None:
+        # The listing holds live processes only: what is_running says of each.
+        return self.list_instances()
+
     def list_instances(self) -> list[str]:
         found = []
         for record in self.root.glob("*/instance.json"):

@@ -32,6 +32,7 @@ provision marks the workspace failed with the reason, and stop/pause/delete are 
 
 from __future__ import annotations
 
+from workspaces.dispatch.batch import enqueue_generations, reconcile_many
 from workspaces.dispatch.core import InvalidRequest, RetryLater, VerbResult
 from workspaces.dispatch.edits import AT_NEXT_START, EDITABLE, edit_problems, edit_workspace
 from workspaces.dispatch.reconciler import reconcile
@@ -74,6 +75,7 @@ __all__ = [
     "delete",
     "edit_problems",
     "edit_workspace",
+    "enqueue_generations",
     "expand_team",
     "has_backend",
     "health_sweep",
@@ -84,6 +86,7 @@ __all__ = [
     "provision",
     "provision_timeout_sweep",
     "reconcile",
+    "reconcile_many",
     "reconcile_sweep",
     "restart",
     "resume",
