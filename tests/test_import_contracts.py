@@ -83,9 +83,12 @@ def test_a_new_top_level_package_must_join_the_root_packages(tmp_path: Path) -> 
     (tmp_path / "billing" / "__init__.py").write_text("")
     (tmp_path / "cpdouble").mkdir()
     (tmp_path / "cpdouble" / "server.py").write_text("from workspaces import dispatch\n")
+    (tmp_path / "orgs" / "timing.py").write_text("import os\nfrom bench import seed\n")
     problems = scope_problems(tmp_path)
     assert any(p.startswith("billing/ holds Python") for p in problems), problems
     assert "cpdouble/server.py:1 imports workspaces" in problems
+    # The harnesses (tests, bench) import the console; the console never imports them.
+    assert "orgs/timing.py:2 imports bench" in problems
 
 
 # (module, appended line or None for a brand-new module's own source, contract, report line).
