@@ -15,6 +15,7 @@ from orgs import fields as org_fields
 from orgs import key_admin  # noqa: F401  (registers the token and partner key admins)
 from orgs.access import actable_orgs, can_act, visible_orgs
 from orgs.models import Org, OrgMembership, Team
+from workspaces.admin_lists import PER_PAGE, VisibleOrgFilter
 from workspaces.models import Status, Workspace
 
 
@@ -96,6 +97,8 @@ class OrgAdmin(OrgScopedAdmin):
     form = OrgForm
     list_display = ("slug", "name", "plan", "backend", "status", "created_at")
     list_filter = ("plan", "backend", "status")
+    list_per_page = PER_PAGE
+    show_full_result_count = False
     search_fields = ("slug", "name")
     inlines = [MembershipInline]
     org_field = "pk"
@@ -118,8 +121,11 @@ class OrgAdmin(OrgScopedAdmin):
 @admin.register(OrgMembership)
 class OrgMembershipAdmin(OrgScopedAdmin):
     list_display = ("org", "user", "role", "created_at")
-    # Related-only: the stock filter would list every org, other tenants' slugs included.
-    list_filter = ("role", ("org", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("org", "user")
+    # The user's orgs only: the stock filter would list every org, other tenants' slugs included.
+    list_filter = ("role", ("org", VisibleOrgFilter))
+    list_per_page = PER_PAGE
+    show_full_result_count = False
     autocomplete_fields = ["user"]
 
 
@@ -129,7 +135,11 @@ class TeamAdmin(OrgScopedAdmin):
     creating a member), so the admin shows teams and their leads but never edits them."""
 
     list_display = ("name", "org", "lead", "created_at")
-    list_filter = (("org", admin.RelatedOnlyFieldListFilter),)
+    # The lead's name reads its org: joined, not a query per row.
+    list_select_related = ("org", "lead__org")
+    list_filter = (("org", VisibleOrgFilter),)
+    list_per_page = PER_PAGE
+    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 
 from orgs.access import actable_orgs, actor, can_act, visible_orgs
 from workspaces import dispatch, selectors
+from workspaces.admin_lists import PER_PAGE, CappedPaginator, TierFilter, VisibleOrgFilter
 from workspaces.lifecycle import Refused
 from workspaces.models import OrphanSuspect, Status, StructureEvent, Workspace
 from workspaces.tiers import TIER_CHOICES
@@ -204,8 +205,16 @@ class WorkspaceAdminForm(forms.ModelForm):
 class WorkspaceAdmin(admin.ModelAdmin):
     form = WorkspaceAdminForm
     list_display = ("name", "org", "status", "tier", "backend", "last_heartbeat_at", "parent")
-    # Related-only: the stock filter would list every org, other tenants' slugs included.
-    list_filter = ("status", "backend", "tier", ("org", admin.RelatedOnlyFieldListFilter))
+    # A changelist is a constant number of queries (docs/architecture.md §11): the parent's
+    # name reads its org too; the count stops at a cap; each filter has an index
+    # (workspaces/models.py) and none scans the table for its choices.
+    list_select_related = ("org", "parent__org")
+    list_filter = ("status", "backend", TierFilter, ("org", VisibleOrgFilter))
+    list_per_page = PER_PAGE
+    show_full_result_count = False
+    paginator = CappedPaginator
+    # Newest first, served by (created_at, id); the model's ordering would join and sort orgs.
+    ordering = ("-created_at", "-id")
     search_fields = ("name", "role", "id", "instance_id")
     readonly_fields = LIFECYCLE_FIELDS
     fields = WorkspaceAdminForm.Meta.fields + LIFECYCLE_FIELDS
@@ -222,7 +231,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workspace]:
-        return super().get_queryset(request).filter(org__in=visible_orgs(request.user))
+        rows = super().get_queryset(request)
+        if request.user.is_superuser:
+            return rows
+        return rows.filter(org__in=visible_orgs(request.user))
 
     def get_actions(
         self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
@@ -341,17 +353,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(StructureEvent)
 class StructureEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "event_type", "workspace", "org", "actor")
-    list_filter = ("event_type", ("org", admin.RelatedOnlyFieldListFilter))
+    # Constant queries at a million events (docs/architecture.md §11): a workspace's name
+    # reads its org; no date hierarchy (its year links are a DISTINCT over every event), a date
+    # filter instead; the count stops at a cap; (event_type|org, created_at, id) serve filters.
+    list_select_related = ("workspace__org", "org")
+    list_filter = ("event_type", ("org", VisibleOrgFilter), "created_at")
+    list_per_page = PER_PAGE
+    show_full_result_count = False
+    paginator = CappedPaginator
     search_fields = ("actor", "workspace__name", "workspace__id")
-    date_hierarchy = "created_at"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StructureEvent]:
-        return (
-            super()
-            .get_queryset(request)
-            .filter(org__in=visible_orgs(request.user))
-            .select_related("workspace", "org")
-        )
+        rows = super().get_queryset(request)
+        if request.user.is_superuser:
+            return rows
+        return rows.filter(org__in=visible_orgs(request.user))
 
 
 @admin.register(OrphanSuspect)

@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orgs.models import Org, OrgMembership
+from tests.support.fleet import bulk_events, bulk_fleet
 from tests.support.rows import MakeWorkspace, event_count, last_event, status_of
 from tests.support.users import make_member
-from workspaces import dispatch
+from workspaces import admin_lists, dispatch
 from workspaces.lifecycle import TransitionRefused
 from workspaces.models import EventType, Status, StructureEvent, Workspace
 
@@ -320,3 +323,90 @@ def test_the_event_log_offers_no_bulk_delete(admin_client: Client, event: Struct
         reverse("admin:workspaces_structureevent_changelist")
     ).content.decode()
     assert 'value="delete_selected"' not in content
+
+
+# --- at scale -----------------------------------------------------------------------------------
+
+# The goal for a changelist, whatever the fleet.
+MAX_CHANGELIST_QUERIES = 10
+EVENTS = "admin:workspaces_structureevent_changelist"
+
+
+def changelist_queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def changelists(org: Org) -> list[str]:
+    workspaces, events = reverse(CHANGELIST), reverse(EVENTS)
+    return [
+        workspaces,
+        f"{workspaces}?status__exact=online",
+        f"{workspaces}?tier=2&backend__exact=docker",
+        f"{workspaces}?org__id__exact={org.pk}",
+        f"{workspaces}?q=ws-01",
+        f"{workspaces}?o=3",
+        f"{workspaces}?p=2",
+        events,
+        f"{events}?event_type__exact=WORKSPACE_ONLINE",
+        f"{events}?org__id__exact={org.pk}",
+        f"{events}?created_at__gte=2000-01-01+00%3A00%3A00%2B00%3A00",
+        f"{events}?q=bulk1",
+    ]
+
+
+def staff_owner(org: Org) -> User:
+    staff = make_member(org, "sam", OrgMembership.Role.OWNER)
+    staff.is_staff = True
+    staff.save()
+    for codename in ("view_workspace", "change_workspace", "view_structureevent"):
+        staff.user_permissions.add(Permission.objects.get(codename=codename))
+    return staff
+
+
+def test_the_changelists_ask_as_many_queries_for_a_big_fleet_as_for_a_small_one(
+    org: Org, other_org: Org, superuser: User
+) -> None:
+    clients = {"root": Client(), "staff": Client()}
+    clients["root"].force_login(superuser)
+    clients["staff"].force_login(staff_owner(org))
+    bulk_events(bulk_fleet(org, 120) + bulk_fleet(other_org, 30))
+    small = {
+        (who, url): changelist_queries(c, url)
+        for who, c in clients.items()
+        for url in changelists(org)
+    }
+    bulk_events(bulk_fleet(org, 600, prefix="more") + bulk_fleet(other_org, 300, prefix="more"))
+    for who, client in clients.items():
+        for url in changelists(org):
+            count = changelist_queries(client, url)
+            assert count == small[who, url], (who, url)
+            assert count <= MAX_CHANGELIST_QUERIES, (who, url, count)
+
+
+def test_the_changelists_show_a_member_only_their_orgs_rows_and_orgs(
+    org: Org, other_org: Org
+) -> None:
+    bulk_events(bulk_fleet(org, 5, prefix="ours") + bulk_fleet(other_org, 5, prefix="theirs"))
+    client = Client()
+    client.force_login(staff_owner(org))
+    for url in (reverse(CHANGELIST), reverse(EVENTS)):
+        content = client.get(url).content.decode()
+        assert "ours-" in content
+        assert "theirs-" not in content
+        assert "globex" not in content
+
+
+def test_a_count_past_the_cap_stops_counting(
+    org: Org, monkeypatch: pytest.MonkeyPatch, superuser: User
+) -> None:
+    monkeypatch.setattr(admin_lists, "COUNT_CAP", 60)
+    bulk_fleet(org, 80)
+    client = Client()
+    client.force_login(superuser)
+    content = client.get(reverse(CHANGELIST)).content.decode()
+    assert "60 workspaces" in content
+    assert "data-workspace" not in content  # the admin's own table, not the console's
+    assert content.count('name="_selected_action"') == 50
