@@ -26,7 +26,7 @@ from django.db.models.fields import NOT_PROVIDED
 from bench import fleet as rules
 from orgs.models import Org, Team
 from workspaces.bearer_secrets import hash_token
-from workspaces.models import EventType, StructureEvent, Workspace
+from workspaces.models import EventType, OrphanSuspect, StructureEvent, Workspace
 
 # Event types of a fleet's everyday log, in the mix the seed writes them.
 EVENT_MIX = [
@@ -205,6 +205,21 @@ def _seed_workspaces(cursor: psycopg.Cursor, size: int, orgs: int) -> None:
     )
 
 
+def _seed_orphans(cursor: psycopg.Cursor, fleet: rules.Fleet) -> None:
+    """The orphans the machines run (bench.fleet), each suspected since an hour ago by earlier
+    runs of the orphan sweep: past its grace, so the measured run stops them."""
+    _insert(
+        cursor,
+        OrphanSuspect,
+        {
+            "backend": f"'{rules.BACKEND_BANDS[0][1]}'",
+            "instance_id": "'i-orphan-' || k",
+            "first_seen_at": "now() - interval '1 hour'",
+        },
+        f"FROM generate_series(0, {fleet.orphans() - 1}) AS g(k)",
+    )
+
+
 def _seed_events(cursor: psycopg.Cursor, size: int, orgs: int, events: int) -> None:
     kinds = [str(k) for k in EVENT_MIX]
     _insert(
@@ -269,6 +284,7 @@ def seed(conninfo: str, database: str, *, size: int, orgs: int, events: int, sal
         _seed_tokens(cursor, size, salt)
         _seed_workspaces(cursor, size, orgs)
         _seed_events(cursor, size, orgs, events)
+        _seed_orphans(cursor, rules.Fleet(size, orgs))
         session_key = _seed_admin(cursor)
         conn.commit()
     with psycopg.connect(conninfo, dbname=database, autocommit=True) as conn:
