@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from api import events, keys, orgs, workspace_secrets, workspaces
+from api import a2a, events, keys, orgs, workspace_secrets, workspaces
 from api.http import route
 
 WS = "orgs/<slug:slug>/workspaces/<uuid:workspace_id>"
@@ -37,6 +37,8 @@ urlpatterns = [
         route(PUT=workspace_secrets.put_secret, DELETE=workspace_secrets.delete_secret),
         name="api-workspace-secret",
     ),
+    # Before the verb pattern, which "a2a" would otherwise match.
+    path(f"{WS}/a2a", route(POST=a2a.send), name="api-workspace-a2a"),
     path(f"{WS}/<slug:verb>", route(POST=workspaces.run_verb), name="api-workspace-verb"),
     path(
         "orgs/<slug:slug>/tokens",

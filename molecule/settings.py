@@ -449,6 +449,17 @@ MOLECULE_RECONCILE_LEASE = _positive("MOLECULE_RECONCILE_LEASE", 30)
 # entries added to the built-in ones (every Molecule runtime name, run by the built-in agent).
 MOLECULE_RUNTIMES_FILE = env.str("MOLECULE_RUNTIMES_FILE", default="")
 
+# A2A messages the console forwards to an agent (workspaces/dispatch/a2a.py): seconds to connect,
+# seconds for the whole answer, and the largest request and answer, in bytes (Molecule's proxy
+# takes 1 MiB requests; answers are shown on a page, so they are held to 1 MiB too).
+MOLECULE_A2A_CONNECT_TIMEOUT = _positive("MOLECULE_A2A_CONNECT_TIMEOUT", 5)
+MOLECULE_A2A_TIMEOUT = _positive("MOLECULE_A2A_TIMEOUT", 30)
+MOLECULE_A2A_MAX_REQUEST_BYTES = env.int("MOLECULE_A2A_MAX_REQUEST_BYTES", default=1 << 20)
+MOLECULE_A2A_MAX_ANSWER_BYTES = env.int("MOLECULE_A2A_MAX_ANSWER_BYTES", default=1 << 20)
+for _name in ("MOLECULE_A2A_MAX_REQUEST_BYTES", "MOLECULE_A2A_MAX_ANSWER_BYTES"):
+    if globals()[_name] < 1024:
+        raise ImproperlyConfigured(f"{_name} must be at least 1024 bytes, not {globals()[_name]}.")
+
 # The controlplane backend (workspaces/backends/controlplane.py, docs/controlplane-api.md).
 MOLECULE_CONTROLPLANE_URL = env.str("MOLECULE_CONTROLPLANE_URL", default="http://127.0.0.1:9100")
 # The shared secret the console sends as its bearer token; the control plane's to hand out.

@@ -70,6 +70,11 @@ ROWS = [
         "Config change applies at restart",
         "a new model and role reach the restarted agent's config.yaml",
     ),
+    Row(
+        "a2a",
+        "A2A forward",
+        "a message/send reaches the agent at the recorded URL and its answer comes back",
+    ),
 ]
 ROW_IDS = [row.id for row in ROWS]
 

@@ -24,7 +24,7 @@ from orgs import services as org_services
 from orgs.models import Org
 from workspaces import dispatch
 from workspaces.dispatch import probes
-from workspaces.models import Status, Workspace, WorkspaceFile
+from workspaces.models import EventType, Status, Workspace, WorkspaceFile
 from workspaces.tiers import tier_settings
 
 T = TypeVar("T")
@@ -457,3 +457,23 @@ def scenario_config_restart(ctx: Context) -> None:
         return report.get("model") == "parity:model-b" and report.get("role") == "second role"
 
     ctx.wait("the restarted agent's config.yaml holding the new model and role", restarted)
+
+
+# --- reaching into a workspace ----------------------------------------------------------------
+
+A2A_TEXT = "Parity check: are you there? \u2713"
+
+
+def scenario_a2a(ctx: Context) -> None:
+    workspace = ctx.online("a2a")
+    exchange = dispatch.send_message(workspace_id=workspace.pk, actor=ACTOR, text=A2A_TEXT)
+    expected = f"{workspace.name} heard: {A2A_TEXT}"
+    _expect(exchange.text == expected, f"the agent answered {exchange.text!r}, not {expected!r}")
+    event = ctx.row(workspace).events.filter(event_type=EventType.A2A_MESSAGE).first()
+    _expect(event is not None, "the exchange left no A2A_MESSAGE event")
+    payload = event.payload if event else {}
+    _expect(payload.get("status") == 200, f"the event records the status {payload.get('status')}")
+    _expect(
+        A2A_TEXT not in str(payload) and "heard" not in str(payload),
+        "the exchange's event holds the message's text",
+    )

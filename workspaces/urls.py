@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workspaces import parity_views, secret_views, views
+from workspaces import a2a_views, parity_views, secret_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,7 +10,7 @@ urlpatterns = [
     path("parity/", parity_views.parity_matrix, name="parity"),
     path("parity/run/", parity_views.parity_run, name="parity-run"),
     path("workspaces/<uuid:workspace_id>/", views.workspace_detail, name="workspace"),
-    # Before the verb pattern, which "edit" and "secrets" would otherwise match.
+    # Before the verb pattern, which "edit", "secrets" and "message" would otherwise match.
     path("workspaces/<uuid:workspace_id>/edit/", views.workspace_edit, name="workspace-edit"),
     path(
         "workspaces/<uuid:workspace_id>/secrets/",
@@ -21,6 +21,11 @@ urlpatterns = [
         "workspaces/<uuid:workspace_id>/secrets/<str:key>/delete/",
         secret_views.secret_delete,
         name="workspace-secret-delete",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/message/",
+        a2a_views.message_send,
+        name="workspace-message",
     ),
     path(
         "workspaces/<uuid:workspace_id>/<slug:verb>/",

@@ -9,6 +9,7 @@ no step here produces is reported, rather than silently left out of the page tes
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -132,6 +133,10 @@ def lived_history(recording: dict[str, Any], settings: Any) -> Org:
         dispatch.collapse_team(workspace_id=lead.pk, actor="test:history")
         dispatch.expand_team(workspace_id=lead.pk, actor="test:history")
 
+    # A message the agent cannot take (a recording instance's URL leads nowhere): the exchange
+    # is recorded with its failure.
+    with contextlib.suppress(dispatch.AgentFailed):
+        dispatch.send_message(workspace_id=lead.pk, actor="test:history", text="history")
     vault.set_secret(workspace_id=lead.pk, key="EXTRA", value="v", actor="test:history")
     vault.delete_secret(workspace_id=lead.pk, key="EXTRA", actor="test:history")
     minted = api_tokens.mint(org=org, name="history", created_by="test:history")

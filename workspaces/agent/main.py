@@ -7,9 +7,11 @@ started it, exactly like Molecule's workspace runtime: ``WORKSPACE_ID`` and ``PL
 the environment, its token from ``$CONFIGS_DIR/.auth_token`` and its name, port and the rest from
 ``$WORKSPACE_CONFIG_PATH/config.yaml`` (JSON, which is YAML). It serves ``GET /health``,
 ``GET /agent-card`` (also at ``/.well-known/agent.json`` and ``/.well-known/agent-card.json``) and
-``GET /configs`` (what it found in its configs directory) on ``a2a.port``, registers with the
-console (``POST {PLATFORM_URL}/registry/register``) and then heartbeats
-(``POST /registry/heartbeat``) every ``MOLECULE_HEARTBEAT_INTERVAL`` seconds with its token.
+``GET /configs`` (what it found in its configs directory) on ``a2a.port``, and answers A2A
+JSON-RPC 2.0 ``message/send`` at ``POST /``, where Molecule's A2A proxy forwards (the agent's URL
+itself), with a deterministic reply (:func:`a2a_reply`). It registers with the console
+(``POST {PLATFORM_URL}/registry/register``) and then heartbeats (``POST /registry/heartbeat``)
+every ``MOLECULE_HEARTBEAT_INTERVAL`` seconds with its token.
 ``MOLECULE_AGENT_HOST`` (not part of the contract) is the address it listens on: every address
 unless the backend says otherwise (a process on the host's network listens on loopback only).
 
@@ -50,6 +52,10 @@ TOKEN_FILE = ".auth_token"
 CONFIG_FILE = "config.yaml"
 # What the agent reports of its configs directory stays well inside the registry's card limit.
 REPORT_BYTES = 16 * 1024
+# The largest A2A request it reads (Molecule's proxy forwards at most 1 MiB).
+A2A_MAX_BYTES = 1 << 20
+# JSON-RPC 2.0's error codes, and A2A's own for an unsupported operation.
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 
 
 def _read(path: str) -> str:
@@ -205,6 +211,53 @@ def configs_report(configs_dir: str, config: dict) -> dict[str, object]:
         "model": str(config.get("model", "")),
         "role": str(config.get("role", "")),
     }
+
+
+def _rpc_error(request_id: object, code: int, message: str) -> dict:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def message_text(message: object) -> str | None:
+    """The text of an A2A message's text parts, joined (None: not a message with text).
+
+    Parts name their kind ``kind`` (A2A 0.3) or ``type`` (earlier drafts); both are read.
+    """
+    if not isinstance(message, dict) or not isinstance(message.get("parts"), list):
+        return None
+    texts = [
+        part["text"]
+        for part in message["parts"]
+        if isinstance(part, dict)
+        and (part.get("kind") or part.get("type")) == "text"
+        and isinstance(part.get("text"), str)
+    ]
+    return "\n".join(texts) if texts else None
+
+
+def a2a_reply(name: str, request: object) -> dict:
+    """The JSON-RPC response to one A2A request: ``message/send`` answers an agent message
+    saying ``<name> heard: <text>``, so a test can predict it; anything else is a JSON-RPC
+    error, as the A2A SDK's server answers it."""
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
+        return _rpc_error(None, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
+    request_id = request.get("id")
+    if request.get("method") != "message/send":
+        method = request.get("method")
+        return _rpc_error(request_id, METHOD_NOT_FOUND, f"method {method!r} not found")
+    params = request.get("params")
+    message = params.get("message") if isinstance(params, dict) else None
+    text = message_text(message)
+    if text is None:
+        return _rpc_error(request_id, INVALID_PARAMS, "params.message has no text part")
+    reply = {
+        "kind": "message",
+        "role": "agent",
+        "messageId": f"{message.get('messageId') or 'message'}-reply",
+        "parts": [{"kind": "text", "text": f"{name} heard: {text}"}],
+    }
+    if isinstance(message.get("contextId"), str):
+        reply["contextId"] = message["contextId"]
+    return {"jsonrpc": "2.0", "id": request_id, "result": reply}
 
 
 class Agent:
@@ -401,6 +454,9 @@ def make_handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
                 self.reply(404, {"error": "not found"})
 
         def do_POST(self) -> None:
+            if self.path == "/":
+                self.answer_a2a()
+                return
             if self.path != "/control/faults":
                 self.reply(404, {"error": "not found"})
                 return
@@ -412,6 +468,21 @@ def make_handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
                 return
             agent.set_faults(ratio)
             self.reply(200, {"fail_ratio": agent.fail_ratio})
+
+        def answer_a2a(self) -> None:
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                length = -1
+            if not 0 <= length <= A2A_MAX_BYTES:
+                self.reply(413, _rpc_error(None, INVALID_REQUEST, "request too large"))
+                return
+            try:
+                request = json.loads(self.rfile.read(length))
+            except ValueError:
+                self.reply(200, _rpc_error(None, PARSE_ERROR, "the body is not JSON"))
+                return
+            self.reply(200, a2a_reply(agent.card["name"], request))
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # health probes every few seconds would drown the console log

@@ -22,9 +22,12 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from workspaces.tiers import TierSettings
+
+if TYPE_CHECKING:
+    from workspaces.backends.a2a import A2AReply
 
 
 def free_loopback_port() -> int:
@@ -189,6 +192,40 @@ class Backend:
     def list_instances(self) -> list[str]:
         """Instance ids of every instance this console started that still exists (orphan sweep)."""
         raise NotImplementedError
+
+    def a2a_url(self, instance: Instance) -> str:
+        """Where the console posts A2A JSON-RPC for this instance ("" when nowhere).
+
+        The URL the backend recorded at start: the child's loopback port, the container's
+        published port, the VM's address from the control plane. Agents serve A2A at that URL
+        itself, as Molecule's proxy expects. Override when the console must go another way.
+        """
+        return instance.url
+
+    def send_a2a(
+        self,
+        instance: Instance,
+        body: bytes,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        max_answer: int,
+    ) -> A2AReply:
+        """Post one A2A JSON-RPC request (``body``, JSON) to the agent and return its answer.
+
+        Called by dispatch for a workspace that is online or degraded. Reads at most
+        ``max_answer`` bytes within ``timeout`` seconds in all. Raises ``A2AFailed`` (a
+        BackendError; ``timeout`` says which) when the agent cannot be reached, does not answer
+        in time or answers too much. Implemented here once, over HTTP; every backend uses it.
+        """
+        from workspaces.backends.a2a import A2AFailed, post_json_rpc
+
+        url = self.a2a_url(instance)
+        if not url:
+            raise A2AFailed("The backend recorded no URL for this instance's agent.")
+        return post_json_rpc(
+            url, body, connect_timeout=connect_timeout, timeout=timeout, max_answer=max_answer
+        )
 
     def running_instances(self) -> list[str] | None:
         """Instance ids of the instances that run now (``is_running`` true), in one listing.

@@ -59,6 +59,7 @@ from workspaces.backends.base import (
     InstanceSpec,
     at_parity,
     divergent,
+    parity,
 )
 from workspaces.runtimes import BUILTIN
 
@@ -90,6 +91,11 @@ class ControlPlaneBackend(Backend):
     name = "controlplane"
     capabilities: ClassVar[dict[str, Declared]] = {
         **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS),
+        "a2a": parity(
+            "The console posts to the VM's URL that the control plane returned at provision, as "
+            "Molecule's platform posts to a workspace's recorded URL; the control plane is not "
+            "in the path, so it needs no A2A endpoint."
+        ),
         **{
             f"tier_{n}": divergent(
                 "Each workspace is a VM: its isolation is the VM boundary, and the control plane "

@@ -68,6 +68,7 @@ from workspaces.backends.base import (
     InstanceSpec,
     at_parity,
     free_loopback_port,
+    parity,
 )
 from workspaces.backends.containers import (
     AGENT_PORT,
@@ -101,6 +102,8 @@ class DockerBackend(Backend):
     name = "docker"
     capabilities: ClassVar[dict[str, Declared]] = {
         **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS, "tier_1", "tier_2", "tier_3", "tier_4"),
+        # The console posts to the container's published port (Backend.send_a2a).
+        "a2a": parity(),
     }
     agents_call_in_from_outside_loopback = True  # through molecule-net's gateway
     # T3 runs privileged in the host's PID namespace and T4 holds the engine's socket: both are

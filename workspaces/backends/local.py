@@ -82,6 +82,7 @@ from workspaces.backends.base import (
     at_parity,
     divergent,
     free_loopback_port,
+    parity,
 )
 from workspaces.envnames import start_problem
 from workspaces.paths import normal_form, workspace_dir_problem
@@ -315,6 +316,8 @@ class LocalBackend(Backend):
     name = "local"
     capabilities: ClassVar[dict[str, Declared]] = {
         **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS),
+        # The console posts to the child's loopback port (Backend.send_a2a).
+        "a2a": parity(),
         "tier_1": divergent(
             "A process gets no read-only root and no namespaces of its own: memory (RLIMIT_AS) "
             "and one CPU (affinity) are applied and /workspace is withheld. / is not read-only, "

@@ -15,8 +15,9 @@ How every verb works:
 
 Modules: ``verbs`` (what operators call), ``teams`` (expand, collapse, move) and
 ``team_rows`` (the Team rows they keep), ``edits`` (changes to a workspace's own fields),
-``reconciler`` (the backend side of every verb), ``sweeps`` (what beat runs), ``probes`` (the
-parity check's read-only looks at the backends), ``core`` (locks and transitions they share).
+``reconciler`` (the backend side of every verb), ``a2a`` (messages to an agent), ``sweeps``
+(what beat runs), ``probes`` (the parity check's read-only looks at the backends), ``core``
+(locks and transitions they share).
 
 The task calls :func:`reconcile`, which makes the backend match the row in three steps: claim
 the workspace's lease in a short transaction, call the backend with no transaction open, record
@@ -32,6 +33,7 @@ provision marks the workspace failed with the reason, and stop/pause/delete are 
 
 from __future__ import annotations
 
+from workspaces.dispatch.a2a import AgentFailed, Exchange, RequestTooLarge, send_message
 from workspaces.dispatch.batch import enqueue_generations, reconcile_many
 from workspaces.dispatch.core import InvalidRequest, RetryLater, VerbResult
 from workspaces.dispatch.edits import AT_NEXT_START, EDITABLE, edit_problems, edit_workspace
@@ -64,8 +66,11 @@ __all__ = [
     "EDITABLE",
     "TEAM_VERBS",
     "VERBS",
+    "AgentFailed",
+    "Exchange",
     "InvalidRequest",
     "Refused",
+    "RequestTooLarge",
     "RetryLater",
     "TransitionRefused",
     "VerbResult",
@@ -90,6 +95,7 @@ __all__ = [
     "reconcile_sweep",
     "restart",
     "resume",
+    "send_message",
     "stop",
     "tier_limit",
     "tier_refusal",

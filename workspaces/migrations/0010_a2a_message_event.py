@@ -4,15 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workspaces', '0009_fleet_page_indexes'),
+        ("workspaces", "0009_fleet_page_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='structureevent',
-            name='event_type',
-            field=models.CharField(choices=[('WORKSPACE_PROVISIONING', 'Workspace Provisioning'), ('WORKSPACE_ONLINE', 'Workspace Online'), ('WORKSPACE_DEGRADED', 'Workspace Degraded'), ('WORKSPACE_OFFLINE', 'Workspace Offline'), ('WORKSPACE_PROVISION_FAILED', 'Workspace Provision Failed'), ('WORKSPACE_PAUSED', 'Workspace Paused'), ('WORKSPACE_REMOVED', 'Workspace Removed'), ('WORKSPACE_EXPANDED', 'Workspace Expanded'), ('WORKSPACE_COLLAPSED', 'Workspace Collapsed'), ('WORKSPACE_MOVED', 'Workspace Moved'), ('BACKEND_CALL_FAILED', 'Backend Call Failed'), ('ORPHAN_REMOVED', 'Orphan Removed'), ('ORG_CREATED', 'Org Created'), ('ORG_IMPORTED', 'Org Imported'), ('ORG_ARCHIVED', 'Org Archived'), ('WORKSPACE_UPDATED', 'Workspace Updated'), ('TOKEN_MINTED', 'Token Minted'), ('TOKEN_REVOKED', 'Token Revoked'), ('SECRET_SET', 'Secret Set'), ('SECRET_DELETED', 'Secret Deleted'), ('A2A_MESSAGE', 'A2A Message')], db_index=True, max_length=40),
+            model_name="structureevent",
+            name="event_type",
+            field=models.CharField(
+                choices=[
+                    ("WORKSPACE_PROVISIONING", "Workspace Provisioning"),
+                    ("WORKSPACE_ONLINE", "Workspace Online"),
+                    ("WORKSPACE_DEGRADED", "Workspace Degraded"),
+                    ("WORKSPACE_OFFLINE", "Workspace Offline"),
+                    ("WORKSPACE_PROVISION_FAILED", "Workspace Provision Failed"),
+                    ("WORKSPACE_PAUSED", "Workspace Paused"),
+                    ("WORKSPACE_REMOVED", "Workspace Removed"),
+                    ("WORKSPACE_EXPANDED", "Workspace Expanded"),
+                    ("WORKSPACE_COLLAPSED", "Workspace Collapsed"),
+                    ("WORKSPACE_MOVED", "Workspace Moved"),
+                    ("BACKEND_CALL_FAILED", "Backend Call Failed"),
+                    ("ORPHAN_REMOVED", "Orphan Removed"),
+                    ("ORG_CREATED", "Org Created"),
+                    ("ORG_IMPORTED", "Org Imported"),
+                    ("ORG_ARCHIVED", "Org Archived"),
+                    ("WORKSPACE_UPDATED", "Workspace Updated"),
+                    ("TOKEN_MINTED", "Token Minted"),
+                    ("TOKEN_REVOKED", "Token Revoked"),
+                    ("SECRET_SET", "Secret Set"),
+                    ("SECRET_DELETED", "Secret Deleted"),
+                    ("A2A_MESSAGE", "A2A Message"),
+                ],
+                db_index=True,
+                max_length=40,
+            ),
         ),
     ]

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.support.isolation.expect import NOT_FOUND_API, Expect
 from tests.support.isolation.world import World
+from workspaces.dispatch.a2a import text_request
 
 HERE = "tests/support/isolation/api.py"
 
@@ -59,6 +60,10 @@ API_CALLS: dict[tuple[str, str], Call | tuple[Call, ...]] = {
     ("api-workspace-secret", "DELETE"): Call(Expect(204, changes=True)),
     # Resume an online workspace: through the access check, then refused by the state machine.
     ("api-workspace-verb", "POST"): Call(Expect(409, error_has="resume")),
+    # A message to a workspace without an instance: through the access check, then refused.
+    ("api-workspace-a2a", "POST"): Call(
+        Expect(409, error_has="running instance"), body=lambda w: text_request("Hello")
+    ),
     ("api-tokens", "GET"): Call(Expect(200, present=("token", "victim"))),
     ("api-tokens", "POST"): Call(Expect(201, changes=True), body=lambda w: {"name": "from-api"}),
     ("api-token", "DELETE"): Call(Expect(204, changes=True)),

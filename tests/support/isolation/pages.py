@@ -95,6 +95,20 @@ PAGES: dict[str, list[Page]] = {
         Page(get(), Expect(200, present=("secret",)), write=True),
         Page(post(), Expect(302, location="/workspaces/{ws_a}/#secrets", changes=True), write=True),
     ],
+    # ws_a has no instance: through the access check, then refused by dispatch (nothing sent).
+    "workspace-message": [
+        POST_ONLY,
+        Page(
+            post(lambda w: {"text": "Hello"}),
+            Expect(302, location="/workspaces/{ws_a}/#a2a"),
+            write=True,
+        ),
+        Page(
+            post(lambda w: {"text": "Hello"}, htmx=True),
+            Expect(409, present=("workspace",)),
+            write=True,
+        ),
+    ],
     "workspace-verb": [
         Page(get(), Expect(200, present=("workspace",)), write=True),
         Page(post(), Expect(302, location="/workspaces/{ws_a}/"), write=True),

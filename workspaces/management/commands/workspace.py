@@ -1,4 +1,5 @@
-"""``manage.py workspace``: list workspaces and run lifecycle verbs through dispatch."""
+"""``manage.py workspace``: list workspaces, run lifecycle verbs and send messages through
+dispatch."""
 
 from __future__ import annotations
 
@@ -91,6 +92,15 @@ class Command(BaseCommand):
         edit.add_argument("--tier", type=int)
         edit.add_argument("--runtime")
         edit.add_argument("--workspace-dir", dest="workspace_dir")
+        message = sub.add_parser(
+            "message", help="Send the agent an A2A message and print its answer."
+        )
+        message.add_argument("workspace", help="Workspace id, id prefix or name.")
+        message.add_argument("text", help="The message.")
+        message.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
+        message.add_argument(
+            "--json", dest="as_json", action="store_true", help="Print the JSON-RPC response."
+        )
         move = sub.add_parser("move", help="Give a workspace another parent (or none).")
         move.add_argument("workspace", help="Workspace id, id prefix or name.")
         move.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
@@ -109,6 +119,8 @@ class Command(BaseCommand):
             self.move(**options)
         elif action == "edit":
             self.edit(**options)
+        elif action == "message":
+            self.message(**options)
         else:
             self.verb(action, **options)
 
@@ -216,3 +228,15 @@ class Command(BaseCommand):
         moved = getattr(result, "moved", [result])
         names = ", ".join(f"{ws.name} → {ws.status}" for ws in moved)
         self.stdout.write(self.style.SUCCESS(f"{verb}: {names or 'nothing to do'}"))
+
+    def message(
+        self, *, workspace: str, text: str, org: str | None, as_json: bool, **_: Any
+    ) -> None:
+        target = find_workspace(workspace, org=org)
+        try:
+            exchange = dispatch.send_message(workspace_id=target.pk, actor=cli_actor(), text=text)
+        except (Refused, dispatch.InvalidRequest) as refused:
+            raise CommandError(f"Not sent: {refused}") from None
+        except dispatch.AgentFailed as failed:
+            raise CommandError(f"No answer from {target.name}: {failed.message}") from None
+        self.stdout.write(json.dumps(exchange.answer, indent=2) if as_json else exchange.text)
