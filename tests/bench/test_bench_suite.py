@@ -59,3 +59,6 @@ def test_every_row_prints_a_figure_next_to_its_baseline() -> None:
         assert baseline.startswith("baseline: ") and re.search(r"\d", baseline), (label, baseline)
         assert goal.startswith("goal: "), (label, goal)
         assert verdict in ("OK", "MISS"), (label, verdict)
+    # Heartbeats the console refused (a 401: the seed's tokens and the console's hashing
+    # disagree) would measure the refusal, not the heartbeat.
+    assert "errors" not in rows["heartbeats/s"][0], rows["heartbeats/s"]
