@@ -152,6 +152,10 @@ def test_molecules_runtime_comes_online_degrades_when_wedged_and_recovers(
         REASON,
     )
 
+    # Degraded, it still takes a message, at its URL itself, as Molecule's A2A proxy posts it.
+    exchange = dispatch.send_message(workspace_id=workspace.pk, actor="test", text="Still there?")
+    assert exchange.text == "Molecule PM received the message"
+
     set_wedge(backend, workspace, None)
     wait_for(lambda: status_of(workspace) == Status.ONLINE, timeout=30)
     assert fresh(workspace).runtime_state == ""
@@ -159,6 +163,7 @@ def test_molecules_runtime_comes_online_degrades_when_wedged_and_recovers(
         (E.WORKSPACE_PROVISIONING, "create"),
         (E.WORKSPACE_ONLINE, "register"),
         (E.WORKSPACE_DEGRADED, "degrade"),
+        (E.A2A_MESSAGE, ""),
         (E.WORKSPACE_ONLINE, "recover"),
     ]
     output = dispatch.console(workspace_id=workspace.pk)
