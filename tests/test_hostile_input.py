@@ -25,8 +25,10 @@ reproduce it with.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +43,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from orgs.models import Org
+from tests.support.a2a_agents import agent_server
 from tests.support.keys import ADMIN_TOKEN
 from workspaces import bearer_secrets, dispatch, vault
 from workspaces.models import Status, Workspace
@@ -275,12 +278,18 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "since": st.just("2020-01-01T00:00:00Z"),
     "until": st.just("2030-01-01T00:00:00+02:00"),
     "cursor": st.just("100"),
+    # An A2A JSON-RPC request's members.
+    "jsonrpc": st.just("2.0"),
+    "id": st.sampled_from(["req-1", 7]),
+    "method": st.sampled_from(["message/send", "tasks/get"]),
+    "params": st.just({"message": {"role": "user", "parts": [{"kind": "text", "text": "hi"}]}}),
 }
 BODIES = {
     ("api-orgs", "POST"): ["slug", "name", "plan", "backend"],
     ("api-workspaces", "POST"): [*dispatch.EDITABLE, "parent"],
     ("api-workspace", "PATCH"): [*dispatch.EDITABLE, "parent"],
     ("api-workspace-secret", "PUT"): ["value"],
+    ("api-workspace-a2a", "POST"): ["jsonrpc", "id", "method", "params"],
     ("api-tokens", "POST"): ["name", "expires_at", "expires_in_days"],
     ("api-partner-keys", "POST"): [
         "name",
@@ -430,6 +439,19 @@ def _fill(route: str, argument: str, value: str) -> str:
     return route[:opening] + value + route[start + len(argument) + 2 :]
 
 
+@contextlib.contextmanager
+def answering_agent(world: dict[str, Any], route: str) -> Iterator[None]:
+    """For the message routes, an agent (the built-in agent's code) at the workspace's URL: a
+    message that passes every check is answered, so only refusals are judged. An agent that
+    fails is a 502 or 504 by design (tests/api/test_a2a_api.py)."""
+    if route not in ("api-workspace-a2a", "message"):
+        yield
+        return
+    with agent_server() as agent:
+        Workspace.objects.filter(pk=world["workspace"].pk).update(url=agent.url)
+        yield
+
+
 @pytest.mark.parametrize(("name", "method", "pattern"), ROUTES, ids=lambda x: str(x)[:30])
 def test_the_api_never_answers_5xx_and_refusals_write_nothing(
     world: dict[str, Any], name: str, method: str, pattern: URLPattern
@@ -447,7 +469,8 @@ def test_the_api_never_answers_5xx_and_refusals_write_nothing(
         )
         judge(response, before, json_only=True, refused=response.status_code >= 400)
 
-    hostile()
+    with answering_agent(world, name):
+        hostile()
 
 
 # --- the registry -------------------------------------------------------------------------------
@@ -548,6 +571,7 @@ FORMS = {
         ["name", "role", "tier", "runtime", "workspace_dir"],
     ),
     "secret-set": ("/workspaces/{id}/secrets/", ["key", "value"]),
+    "message": ("/workspaces/{id}/message/", ["text"]),
     "org-import": ("/orgs/import/", ["text", "into", "env"]),
     "token-mint": ("/tokens/new/", ["org", "name", "expires_in_days"]),
     "event-log": ("/events/", ["org", "workspace", "type", "actor", "since", "until", "page"]),
@@ -574,7 +598,7 @@ def test_the_forms_never_answer_5xx_and_refusals_write_nothing(
             response = client.get(f"{path}?{query_string(fields)}")
             judge(response, before, json_only=False, refused=True)  # a read: never a write
             return
-        headers = {"HX-Request": "true"} if form == "secret-set" else {}
+        headers = {"HX-Request": "true"} if form in ("secret-set", "message") else {}
         response = client.post(
             path,
             data=form_body(fields),
@@ -586,7 +610,8 @@ def test_the_forms_never_answer_5xx_and_refusals_write_nothing(
         )
         judge(response, before, json_only=False, refused=refused)
 
-    hostile()
+    with answering_agent(world, form):
+        hostile()
 
 
 def test_the_snapshot_sees_a_write(world: dict[str, Any]) -> None:
