@@ -7,11 +7,13 @@ Everything is validated before anything is written, and every problem names its 
     teams/dev.yaml line 12: workspaces[0].children[3].role: is longer than 200 characters
 
 A bad file creates nothing. A valid one creates the org (unless imported into an existing one),
-every workspace through ``dispatch.create_workspace`` (so each is provisioned through dispatch
+every workspace through ``dispatch.create_workspaces`` (so each is provisioned through dispatch
 when the transaction commits) with its template settings (``Workspace.template``), its files
 (``WorkspaceFile``) and its secrets, a Team row for every lead, and one ORG_IMPORTED event whose
 payload lists the ids it created (the progress page reads them from there) — all in one
-transaction.
+transaction, in bulk: one INSERT per depth level of the tree, one each for the teams, the files
+(20 a statement), the secrets and the events, and one message per 100 starts, so an import is
+about 25 statements whatever its size (tests/orgs/test_import_scale.py).
 
 The source is one file (pasted, uploaded, ``import_org FILE``) or a template directory
 (``import_org DIR``, or a ``.zip``/``.tar.gz`` of it on the page: orgs/archive.py) whose
@@ -51,6 +53,7 @@ Decisions (also in the README):
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +90,8 @@ TOP_KEYS = {
 }
 # The template_schema_version values this console reads (Molecule's templates say 1).
 SCHEMA_VERSIONS = (1,)
+# Template files per INSERT: a file is at most 256 KiB, so a statement stays a few MiB.
+FILES_PER_INSERT = 20
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 ENV_HOW = (
     "the command reads it from its environment or --env {name}=VALUE; "
@@ -471,9 +476,7 @@ def import_org(
         # Before the tree: expand reads it to give recreated members what the org requires.
         org_services.require_env(org, plan.required_env)
         writer = _Writer(org=org, plan=plan, actor=actor)
-        for member in plan.members:
-            writer.create(member, parent=plan.parents.get(member.path))
-        writer.link_files()
+        writer.write()
         writer.extend_parents()
         event = record_event(
             EventType.ORG_IMPORTED,
@@ -505,7 +508,9 @@ def import_org(
 
 
 class _Writer:
-    """Creates the planned members depth-first, in the import's transaction."""
+    """Writes the planned tree in bulk, in the import's transaction: every workspace through
+    ``dispatch.create_workspaces`` (one INSERT a depth level, one for the events, the starts
+    queued as one message per batch), then the files and the secrets in one INSERT each."""
 
     def __init__(self, *, org: Org, plan: Plan, actor: str) -> None:
         self.org, self.plan, self.actor = org, plan, actor
@@ -513,55 +518,82 @@ class _Writer:
         self.rows: dict[str, Workspace] = {}
         self.teams = 0
 
-    def create(self, member: Member, *, parent: Workspace | None) -> Workspace:
-        workspace = dispatch.create_workspace(
-            org=self.org,
-            parent=parent,
-            actor=self.actor,
-            spec={"children": [child.spec_node() for child in member.children]},
-            **member.creation_fields(),
-        )
-        self.created.append(workspace)
-        self.rows[member.path] = workspace
-        # In this transaction, before the first start is queued on commit: the agent starts with
-        # its settings, files and secrets, or not at all.
-        teamspec.give_template(workspace, member.template)
+    def _members(self) -> list[tuple[Member, uuid.UUID | None]]:
+        """Every member with its parent's id, depth-first (the order of the event's ids)."""
+        found: list[tuple[Member, uuid.UUID | None]] = []
+        ids: dict[str, uuid.UUID] = {}
+
+        def visit(member: Member, parent: uuid.UUID | None) -> None:
+            ids[member.path] = uuid.uuid4()
+            found.append((member, parent))
+            for child in member.children:
+                visit(child, ids[member.path])
+
+        for root in self.plan.members:
+            lead = self.plan.parents.get(root.path)
+            visit(root, lead.pk if lead is not None else None)
+        self.ids = {path: str(value) for path, value in ids.items()}
+        self._uuids = ids
+        return found
+
+    def _spec(self, member: Member) -> dict[str, Any]:
+        # A lead whose members bring files names, for each, the workspace created from it
+        # (``files_from``): expand copies that one's files, after a collapse too.
+        with_files = any(m.files for child in member.children for m in child.walk())
+        ids = self.ids if with_files else None
+        return {"children": [child.spec_node(ids) for child in member.children]}
+
+    def write(self) -> None:
+        members = self._members()
+        batch = [
+            dispatch.NewWorkspace(
+                id=self._uuids[member.path],
+                parent_id=parent,
+                spec=self._spec(member),
+                template=teamspec.template_of(member.template),
+                **member.creation_fields(),
+            )
+            for member, parent in members
+        ]
+        self.created = dispatch.create_workspaces(org=self.org, batch=batch, actor=self.actor)
+        self.rows = {
+            member.path: row for (member, _), row in zip(members, self.created, strict=True)
+        }
+        self.teams = sum(1 for member, _ in members if member.children)
+        for member, _ in members:
+            if teamspec.FILES_FROM in member.template:
+                teamspec.give_template(self.rows[member.path], member.template)
+        # In this transaction, before the first starts are queued on commit: each agent starts
+        # with its files and secrets, or not at all.
         WorkspaceFile.objects.bulk_create(
-            WorkspaceFile(workspace=workspace, path=path, content=data, size=len(data))
-            for path, data in sorted(member.files.items())
+            (
+                WorkspaceFile(
+                    workspace=self.rows[member.path], path=path, content=data, size=len(data)
+                )
+                for member, _ in members
+                for path, data in sorted(member.files.items())
+            ),
+            batch_size=FILES_PER_INSERT,
         )
         # The template's .env files win over the import's environment, as a workspace's own
         # secret wins over a global one in Molecule.
-        for key, value in sorted((self.plan.secrets | member.secrets).items()):
-            origin = "template .env" if key in member.secrets else "import"
-            vault.set_secret(
-                workspace_id=workspace.pk, key=key, value=value, actor=self.actor, origin=origin
-            )
-        if member.children:
-            # Its Team row comes with its first member (dispatch.create_workspace).
-            self.teams += 1
-            for child in member.children:
-                self.create(child, parent=workspace)
-        return workspace
-
-    def ids(self) -> dict[str, str]:
-        return {path: str(row.pk) for path, row in self.rows.items()}
-
-    def link_files(self) -> None:
-        """Every lead's spec names, for each member with files, the workspace created from it
-        (``files_from``): expand copies that one's files, after a collapse too."""
-        ids = self.ids()
-        for root in self.plan.members:
-            for member in root.walk():
-                if member.children and any(
-                    m.files for child in member.children for m in child.walk()
-                ):
-                    spec = {"children": [child.spec_node(ids) for child in member.children]}
-                    Workspace.objects.filter(pk=self.rows[member.path].pk).update(spec=spec)
+        vault.add_new_secrets(
+            (
+                (
+                    self.rows[member.path],
+                    key,
+                    value,
+                    "template .env" if key in member.secrets else "import",
+                )
+                for member, _ in members
+                for key, value in sorted((self.plan.secrets | member.secrets).items())
+            ),
+            actor=self.actor,
+        )
 
     def extend_parents(self) -> None:
         """Entries imported under an existing workspace join its team spec."""
-        ids = self.ids()
+        ids = self.ids
         for lead in {row.pk: row for row in self.plan.parents.values()}.values():
             added = [
                 member.spec_node(ids)

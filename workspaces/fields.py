@@ -35,7 +35,7 @@ NUL_PROBLEM = "must not contain a NUL character"
 # JSON and YAML nesting: a team level is two (the node's mapping and its children list).
 MAX_NESTING = 64
 # The most workspaces one org import or one team spec creates.
-MAX_TEAM = 500
+MAX_TEAM = 2000
 # Filters (query strings, the event log's form): longer than any column they are compared with.
 MAX_FILTER = 500
 

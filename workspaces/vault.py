@@ -33,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from workspaces import envnames, fields
+from workspaces.events import Pending, record_many
 from workspaces.events import record as record_event
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, TeamSecret, Workspace, WorkspaceSecret
@@ -265,6 +266,43 @@ def put_secret(
             payload={"key": key, "created": created, **({"origin": origin} if origin else {})},
         )
         return secret, created
+
+
+def add_new_secrets(secrets: Iterable[tuple[Workspace, str, str, str]], *, actor: str) -> int:
+    """Secrets of workspaces created in the caller's transaction: (workspace, key, value,
+    origin) each; returns how many.
+
+    What :func:`put_secret` does for a first write of each, for a whole import: every name and
+    value checked first (``ValidationError``, nothing written), then the sealed rows in one INSERT
+    and their SECRET_SET events (the key, never the value) in another. The rows being new, no lock
+    is needed: nothing else can see them before the caller commits, and a key given twice for one
+    workspace breaks the unique constraint rather than being replaced.
+    """
+    secrets = list(secrets)
+    for _, key, value, _ in secrets:
+        _validate(key, value)
+    WorkspaceSecret.objects.bulk_create(
+        [
+            WorkspaceSecret(
+                workspace=workspace,
+                key=key,
+                value_encrypted=seal(value, workspace_id=workspace.pk, key=key),
+            )
+            for workspace, key, value, _ in secrets
+        ],
+        batch_size=1000,
+    )
+    record_many(
+        Pending(
+            EventType.SECRET_SET,
+            actor=actor,
+            workspace_id=workspace.pk,
+            org_id=workspace.org_id,
+            payload={"key": key, "created": True, **({"origin": origin} if origin else {})},
+        )
+        for workspace, key, _, origin in secrets
+    )
+    return len(secrets)
 
 
 def delete_secret(*, workspace_id: Any, key: str, actor: str) -> None:

@@ -23,7 +23,7 @@ from orgs import api_tokens
 from orgs.models import Org, OrgApiToken, PartnerApiKey
 from tests.support.keys import Api
 from tests.support.rows import MakeWorkspace
-from workspaces import vault
+from workspaces import fields, vault
 from workspaces.bearer_secrets import hash_token
 from workspaces.models import StructureEvent, Workspace, WorkspaceSecret
 
@@ -138,13 +138,14 @@ def test_bad_workspace_fields_are_refused_at_create_and_edit(
     assert Workspace.objects.count() == before
 
 
-def test_a_team_spec_of_2000_children_is_refused_like_an_import_of_2000(
+def test_a_team_spec_over_the_cap_is_refused_like_an_import_over_it(
     org: Org, client_a: Api, make_workspace: MakeWorkspace
 ) -> None:
-    spec = {"children": [{"name": f"w{n}"} for n in range(2000)]}
+    over = fields.MAX_TEAM + 1
+    spec = {"children": [{"name": f"w{n}"} for n in range(over)]}
     body = refused(client_a.post("orgs/acme/workspaces", {"name": "Lead", "spec": spec}))
     assert body["fields"]["spec.children"] == [
-        "2000 workspaces; one import or team spec creates at most 500"
+        f"{over} workspaces; one import or team spec creates at most {fields.MAX_TEAM}"
     ]
     lead = make_workspace(org)
     body = refused(client_a.patch(f"orgs/acme/workspaces/{lead.pk}", {"spec": spec}))

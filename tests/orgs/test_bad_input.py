@@ -66,16 +66,14 @@ def test_a_nul_or_overlong_name_in_a_file_is_refused() -> None:
     ]
 
 
-def test_a_team_of_2000_children_is_refused_at_import_and_as_a_spec() -> None:
-    children = "".join(f"      - name: w{n}\n" for n in range(2000))
+def test_a_team_one_over_the_cap_is_refused_at_import_and_as_a_spec() -> None:
+    over = fields.MAX_TEAM + 1
+    children = "".join(f"      - name: w{n}\n" for n in range(fields.MAX_TEAM))
     text = "name: Beta\nslug: beta\nworkspaces:\n  - name: PM\n    children:\n" + children
-    assert problems_of(text) == [
-        "line 3: workspaces: 2001 workspaces; one import or team spec creates at most 500"
-    ]
-    spec = {"children": [{"name": f"w{n}"} for n in range(2000)]}
-    assert fields.problems({"spec": spec}) == {
-        "spec.children": ["2000 workspaces; one import or team spec creates at most 500"]
-    }
+    cap = f"one import or team spec creates at most {fields.MAX_TEAM}"
+    assert problems_of(text) == [f"line 3: workspaces: {over} workspaces; {cap}"]
+    spec = {"children": [{"name": f"w{n}"} for n in range(over)]}
+    assert fields.problems({"spec": spec}) == {"spec.children": [f"{over} workspaces; {cap}"]}
 
 
 def test_a_default_runtime_follows_the_runtime_rule() -> None:

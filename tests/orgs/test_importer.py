@@ -111,9 +111,11 @@ def test_every_imported_workspace_is_provisioned_through_dispatch_after_commit(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = import_org(ACME, actor="test", env=ENV)
-    # Nothing reached a backend inside the transaction: one queued call per workspace.
+    # Nothing reached a backend inside the transaction: the starts are queued together, one
+    # message per batch of 100 (dispatch/batch.py), sent when the transaction commits.
     assert recording["local"].calls == []
-    assert len(callbacks) == len(result.workspaces) == 5
+    assert len(result.workspaces) == 5
+    assert len(callbacks) == 1
     for callback in callbacks:
         callback()
     started = sorted(ws for verb, ws in recording["local"].calls if verb == "start")
@@ -143,21 +145,20 @@ def test_the_import_writes_org_created_and_org_imported_with_the_counts_and_ids(
 def test_a_failure_halfway_through_the_tree_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # One transaction: when the third workspace cannot be created, the org, the first two
-    # workspaces, their team and their events are all rolled back.
-    real, calls = dispatch.create_workspace, []
+    # One transaction: when the secrets cannot be written, after the workspaces, their teams and
+    # their events were, the org and everything under it are rolled back.
+    calls = []
 
-    def failing(**kwargs: Any) -> Workspace:
-        calls.append(kwargs["name"])
-        if len(calls) == 3:
-            raise RuntimeError("database went away")
-        return real(**kwargs)
+    def failing(*args: Any, **kwargs: Any) -> int:
+        calls.append((Workspace.objects.count(), Team.objects.count()))
+        raise RuntimeError("database went away")
 
-    monkeypatch.setattr(importer.dispatch, "create_workspace", failing)
+    monkeypatch.setattr(importer.vault, "add_new_secrets", failing)
     before = everything()
     with pytest.raises(RuntimeError):
         import_org(ACME, actor="test", env=ENV)
-    assert calls == ["PM", "Frontend", "Backend"]
+    _, workspaces, teams, _ = before
+    assert calls == [(workspaces + 5, teams + 2)]  # written, then rolled back
     assert everything() == before
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from workspaces.dispatch.a2a import AgentFailed, Exchange, RequestTooLarge, send_message
 from workspaces.dispatch.batch import enqueue_generations, reconcile_many
+from workspaces.dispatch.bulk_create import NewWorkspace, create_workspaces
 from workspaces.dispatch.core import InvalidRequest, RetryLater, VerbResult
 from workspaces.dispatch.edits import AT_NEXT_START, EDITABLE, edit_problems, edit_workspace
 from workspaces.dispatch.reconciler import reconcile
@@ -69,6 +70,7 @@ __all__ = [
     "AgentFailed",
     "Exchange",
     "InvalidRequest",
+    "NewWorkspace",
     "Refused",
     "RequestTooLarge",
     "RetryLater",
@@ -77,6 +79,7 @@ __all__ = [
     "collapse_team",
     "console",
     "create_workspace",
+    "create_workspaces",
     "delete",
     "edit_problems",
     "edit_workspace",

@@ -2,7 +2,7 @@
 
 A Team row says "this workspace leads a team". It exists while the lead has members: created
 when the first member is created under it (org import, expand, the API, a move) and deleted
-when collapse removes them. Both the verbs and the team verbs call these two functions.
+when collapse removes them. The verbs, the team verbs and the bulk create call these functions.
 """
 
 from __future__ import annotations
@@ -27,6 +27,17 @@ def ensure_team(lead: Workspace) -> bool:
         lead=lead, defaults={"org_id": lead.org_id, "name": team_name(lead)}
     )
     return created
+
+
+def ensure_teams(leads: Iterable[Workspace]) -> int:
+    """The Team rows of these leads that are missing, in one INSERT; how many it created."""
+    leads = list(leads)
+    have = set(Team.objects.filter(lead__in=leads).values_list("lead_id", flat=True))
+    missing = [lead for lead in leads if lead.pk not in have]
+    Team.objects.bulk_create(
+        Team(lead=lead, org_id=lead.org_id, name=team_name(lead)) for lead in missing
+    )
+    return len(missing)
 
 
 def drop_teams(leads: Iterable[Workspace]) -> None:
