@@ -52,7 +52,9 @@ Decisions (also in the README):
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,6 +91,8 @@ TOP_KEYS = {
     "global_memories",
 }
 # The template_schema_version values this console reads (Molecule's templates say 1).
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSIONS = (1,)
 # Template files per INSERT: a file is at most 256 KiB, so a statement stays a few MiB.
 FILES_PER_INSERT = 20
@@ -448,6 +452,28 @@ def import_org(
     provisioned through dispatch once the transaction commits.
     """
     label = source or getattr(text, "label", "")
+    started = time.perf_counter()
+    result = _import(text, actor=actor, into=into, env=env, owner=owner, label=label)
+    log.info(
+        "org import %s: %d workspaces, %d teams, %d files in %.0f ms",
+        result.org.slug,
+        len(result.workspaces),
+        result.teams,
+        result.files,
+        (time.perf_counter() - started) * 1000,
+    )
+    return result
+
+
+def _import(
+    text: Source,
+    *,
+    actor: str,
+    into: Org | None,
+    env: Mapping[str, str] | None,
+    owner: AbstractBaseUser | None,
+    label: str,
+) -> ImportResult:
     with transaction.atomic():
         if into is not None:
             # Two imports into one org must not both pass the sibling-name check.

@@ -7,6 +7,7 @@ and 400, and the time of each size is printed (figures, not assertions).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -61,8 +62,12 @@ def messages(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_an_import_is_the_same_statements_for_100_or_400_workspaces(
-    recording: dict[str, Any], messages: list[Any], django_capture_on_commit_callbacks: Any
+    recording: dict[str, Any],
+    messages: list[Any],
+    django_capture_on_commit_callbacks: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="orgs.importer")
     with django_capture_on_commit_callbacks(execute=True):
         small, small_time, result = _import(100, "small")
     assert len(result.workspaces) == 100
@@ -74,6 +79,7 @@ def test_an_import_is_the_same_statements_for_100_or_400_workspaces(
         f"400 workspaces {large} statements {large_time:.2f} s"
     )
     assert small == large, f"{small} statements for 100 workspaces, {large} for 400"
+    assert "org import small: 100 workspaces, 11 teams, 0 files in" in caplog.text
     # One message per batch of 100 starts, not one per workspace.
     assert [len(m) for m in messages] == [100] + [100] * 4
 
