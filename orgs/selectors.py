@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from orgs.access import User, visible_orgs
@@ -60,8 +61,37 @@ def org_workspaces(
     if backend:
         rows = rows.filter(backend=backend)
     if search:
+        # Unindexed, but within one org and bounded by the page's LIMIT.
         rows = rows.filter(Q(name__icontains=search) | Q(role__icontains=search))
-    return rows.order_by("name", "created_at")
+    return rows.order_by("name", "pk")
+
+
+@dataclass
+class OrgCounts:
+    by_status: dict[str, int]
+    total: int
+    # For the polled counts' ETag: state columns only, never a heartbeat's time.
+    version: list[Any]
+
+
+def org_counts(org: Org) -> OrgCounts:
+    """The org's workspaces by state, and their version, in one grouped query."""
+    groups = list(
+        org.workspaces.values("status")
+        .annotate(
+            n=Count("pk"),
+            changed=Max("status_changed_at"),
+            restarts=Sum("restart_count"),
+            looping=Count("pk", filter=Q(crash_looping=True)),
+        )
+        .order_by("status")
+    )
+    found = {g["status"]: g["n"] for g in groups}
+    return OrgCounts(
+        by_status={s.value: found.get(s.value, 0) for s in Status},
+        total=sum(n for status, n in found.items() if status != Status.REMOVED),
+        version=[tuple(g.values()) for g in groups],
+    )
 
 
 def status_counts(rows: QuerySet[Workspace]) -> dict[str, int]:
@@ -73,16 +103,30 @@ def status_counts(rows: QuerySet[Workspace]) -> dict[str, int]:
 class TreeNode:
     workspace: Workspace
     children: list[TreeNode] = field(default_factory=list)
+    # On the org page: how many live workspaces the node leads (an annotation), and whether
+    # they are all among ``children`` (otherwise the node is shown closed, with a link that
+    # loads them). An import's progress tree has every node, so both default to "all here".
+    live_children: int | None = None
+    loaded: bool = True
+
+    @property
+    def child_count(self) -> int:
+        return len(self.children) if self.live_children is None else self.live_children
 
     @property
     def can_expand(self) -> bool:
         """A lead whose spec names children and who leads no live workspace now."""
         spec_children = (self.workspace.spec or {}).get("children")
-        return bool(spec_children) and not self.children and self._live
+        return bool(spec_children) and not self.child_count and self._live
 
     @property
     def can_collapse(self) -> bool:
-        return bool(self.children)
+        return bool(self.child_count)
+
+    @property
+    def whole(self) -> bool:
+        """Whether every live workspace below this one is in the tree."""
+        return self.loaded and all(child.whole for child in self.children)
 
     @property
     def descendants(self) -> int:
@@ -90,7 +134,10 @@ class TreeNode:
 
     @property
     def collapse_consequence(self) -> str:
-        """What the JavaScript dialog says: the same sentence as the no-JS confirmation."""
+        """What the JavaScript dialog says: the same sentence as the no-JS confirmation.
+
+        Only for a subtree the page holds whole; for any other the page links to the
+        confirmation page, which counts the descendants itself."""
         return consequence("collapse", name=self.workspace.name, live_descendants=self.descendants)
 
     @property
@@ -108,8 +155,94 @@ def tree_of(workspaces: list[Workspace]) -> list[TreeNode]:
     return roots
 
 
-def org_tree(org: Org) -> list[TreeNode]:
-    return tree_of(list(org.workspaces.exclude(status=Status.REMOVED).order_by("created_at")))
+# The org page's tree opens at most this many nodes (and reads at most TREE_DEPTH levels); the
+# rest stay closed behind their lead's "show" link, loaded on demand (docs/architecture.md §11).
+TREE_BUDGET = 100
+TREE_DEPTH = 4
+
+
+def _with_child_counts(rows: QuerySet[Workspace]) -> QuerySet[Workspace]:
+    live_children = (
+        Workspace.objects.filter(parent=OuterRef("pk"))
+        .exclude(status=Status.REMOVED)
+        .order_by()
+        .values("parent")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return rows.annotate(
+        live_children=Coalesce(Subquery(live_children), 0, output_field=IntegerField())
+    ).order_by("created_at", "pk")
+
+
+@dataclass
+class TreePage:
+    roots: list[TreeNode]
+    # More top-level workspaces than the budget: the table lists them all.
+    more: bool = False
+
+    @property
+    def ids(self) -> str:
+        """The ids of every node shown, for the badge poll."""
+        found: list[str] = []
+        stack = list(self.roots)
+        while stack:
+            node = stack.pop()
+            found.append(str(node.workspace.pk))
+            stack.extend(node.children)
+        return ",".join(found)
+
+
+def _grow(nodes: list[TreeNode], budget: int) -> None:
+    """Open ``nodes`` level by level while the budget lasts: one query a level.
+
+    A lead is opened only with all its live children (never a part of its team); one whose
+    team does not fit stays closed, with its count and a link that loads it.
+    """
+    frontier = [n for n in nodes if n.live_children]
+    for _ in range(TREE_DEPTH):
+        if not frontier or budget <= 0:
+            break
+        wanted = sum(n.live_children or 0 for n in frontier)
+        live = Workspace.objects.exclude(status=Status.REMOVED)
+        rows = _with_child_counts(live.filter(parent__in=[n.workspace.pk for n in frontier]))
+        by_parent: dict[Any, list[Workspace]] = {}
+        for row in rows[: min(budget, wanted)]:
+            by_parent.setdefault(row.parent_id, []).append(row)
+        opened: list[TreeNode] = []
+        for node in frontier:
+            team = by_parent.get(node.workspace.pk, [])
+            if len(team) != node.live_children or len(team) > budget:
+                node.loaded = False
+                continue
+            node.children = [TreeNode(w, live_children=w.live_children) for w in team]
+            budget -= len(team)
+            opened += node.children
+        frontier = [n for n in opened if n.live_children]
+    for node in frontier:
+        node.loaded = False
+
+
+def org_tree(org: Org, *, budget: int = TREE_BUDGET) -> TreePage:
+    """The org's team tree, open as far as ``budget`` nodes allow.
+
+    Roots are the live workspaces with no live parent (a removed lead's members stand alone).
+    """
+    live = org.workspaces.exclude(status=Status.REMOVED)
+    top = live.filter(Q(parent__isnull=True) | Q(parent__status=Status.REMOVED))
+    rows = list(_with_child_counts(top)[: budget + 1])
+    roots = [TreeNode(w, live_children=w.live_children) for w in rows[:budget]]
+    _grow(roots, budget - len(roots))
+    return TreePage(roots=roots, more=len(rows) > budget)
+
+
+def subtree(org: Org, parent_id: Any, *, budget: int = TREE_BUDGET) -> TreePage:
+    """The live children of ``parent_id`` (a workspace of ``org``), open as the budget allows."""
+    live = org.workspaces.filter(parent_id=parent_id).exclude(status=Status.REMOVED)
+    rows = list(_with_child_counts(live)[: budget + 1])
+    nodes = [TreeNode(w, live_children=w.live_children) for w in rows[:budget]]
+    _grow(nodes, budget - len(nodes))
+    return TreePage(roots=nodes, more=len(rows) > budget)
 
 
 # --- imports ------------------------------------------------------------------------------------

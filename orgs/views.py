@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -22,13 +22,14 @@ from orgs import importer, selectors
 from orgs.access import actable_orgs, actor, can_act, org_for, visible_orgs
 from orgs.forms import EventFilterForm, ImportForm, MoveForm, WorkspaceFilterForm
 from orgs.models import Org
-from workspaces import dispatch, keyset
+from workspaces import dispatch, fleet, keyset
 from workspaces import selectors as workspace_selectors
 from workspaces.lifecycle import Refused
 from workspaces.models import Status, StructureEvent
 from workspaces.verb_text import consequence
 
 EVENTS_PER_PAGE = 50
+PAGE_SIZE = fleet.PAGE_SIZE
 EVENT_ORDER = keyset.Order("log", "created_at", descending=True, kind=datetime)
 TEAM_VERBS = dispatch.TEAM_VERBS
 
@@ -53,32 +54,109 @@ def _can_import(request: HttpRequest) -> bool:
 # --- the org page -------------------------------------------------------------------------------
 
 
-def _org_context(request: HttpRequest, org: Org) -> dict[str, Any]:
+# The move form lists the org's workspaces by name up to this many; past it, it takes ids.
+MOVE_CHOICES = 200
+ORG_TABLE_ORDER = keyset.Order("org-name", "name")
+
+
+def _org_table(request: HttpRequest, org: Org) -> dict[str, Any]:
+    """One keyset page of the org's table, by name; a bad cursor shows the first page."""
     filters = WorkspaceFilterForm(request.GET)
-    live = org.workspaces.exclude(status=Status.REMOVED)
-    acting = can_act(request.user, org.pk)
+    rows = selectors.org_workspaces(org, **filters.filters())
+    notes = []
+    try:
+        page = keyset.page(rows, ORG_TABLE_ORDER, request.GET.get("cursor"), size=PAGE_SIZE)
+    except keyset.BadCursor:
+        notes.append("That page link is not valid (any more): showing the first page.")
+        page = keyset.page(rows, ORG_TABLE_ORDER, None, size=PAGE_SIZE)
     return {
+        "filters": filters,
+        "filtered": any(filters.filters().values()),
+        "page": page,
+        "table_ids": ",".join(str(w.pk) for w in page.rows),
+        "notes": notes,
+    }
+
+
+def _org_context(request: HttpRequest, org: Org) -> dict[str, Any]:
+    acting = can_act(request.user, org.pk)
+    counts = selectors.org_counts(org)
+    context = {
         "org": org,
         "can_act": acting,
         "tree": selectors.org_tree(org),
-        "counts": selectors.status_counts(org.workspaces.all()),
-        "total": live.count(),
-        "workspaces": selectors.org_workspaces(org, **filters.filters()),
-        "filters": filters,
-        "filtered": any(filters.filters().values()),
-        "move_form": MoveForm(workspaces=list(live.order_by("name"))) if acting else None,
+        "counts": counts.by_status,
+        "total": counts.total,
+        **_org_table(request, org),
+        "move_form": None,
         "imports": selectors.recent_imports(org),
     }
+    if acting:
+        live = org.workspaces.exclude(status=Status.REMOVED).order_by("name")
+        movable = list(live.only("id", "name")[: MOVE_CHOICES + 1])
+        context["move_by_id"] = len(movable) > MOVE_CHOICES
+        context["move_form"] = MoveForm(workspaces=[] if context["move_by_id"] else movable)
+    return context
 
 
 @login_required
 def org_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The org page: counts, the team tree (open as far as its budget goes, the rest loaded on
+    demand), a keyset page of the table. The counts and the badges on screen poll small
+    partials that answer 304 while nothing they show changed (docs/architecture.md §11)."""
     org = org_for(request.user, slug)
+    partial = request.GET.get("partial") if request.htmx else None
+    if partial == "counts":
+        return _org_counts(request, org)
+    if partial == "badges":
+        return _org_badges(request, org)
+    if partial == "children":
+        return _org_children(request, org)
+    if partial == "table":
+        context = {"org": org, **_org_table(request, org)}
+        return render(request, "orgs/org.html#table", context)
     context = _org_context(request, org)
-    partial = request.GET.get("partial")
-    if request.htmx and partial in ("tree", "table"):
-        return render(request, f"orgs/org.html#{partial}", context)
+    if partial == "tree":
+        return render(request, "orgs/org.html#tree", context)
     return render(request, "orgs/org.html", context)
+
+
+def _org_counts(request: HttpRequest, org: Org) -> HttpResponse:
+    counts = selectors.org_counts(org)
+    tag = fleet.etag([request.user.pk, org.pk, counts.version])
+    if unchanged := fleet.not_modified(request, tag):
+        return unchanged
+    context = {"org": org, "counts": counts.by_status, "total": counts.total}
+    return fleet.tagged(render(request, "orgs/org.html#counts", context), tag)
+
+
+def _org_badges(request: HttpRequest, org: Org) -> HttpResponse:
+    """The badges of the tree's or the table's workspaces on screen (``ids``), out of band."""
+    scope = request.GET.get("scope")
+    ids = fleet.polled_ids(request.GET)
+    if scope not in ("tree", "table") or not ids:
+        return HttpResponse(status=204)
+    rows = workspace_selectors.badge_rows(request.user, ids, org_id=org.pk)
+    tag = fleet.etag([request.user.pk, scope, workspace_selectors.badge_version(rows)])
+    if unchanged := fleet.not_modified(request, tag):
+        return unchanged
+    response = render(request, "orgs/org.html#badges", {"rows": rows, "scope": scope})
+    return fleet.tagged(response, tag)
+
+
+def _org_children(request: HttpRequest, org: Org) -> HttpResponse:
+    """A closed lead's team, loaded when the operator opens it."""
+    parent_ids = fleet.polled_ids(QueryDict(f"ids={request.GET.get('parent', '')}"))
+    if not parent_ids:
+        return HttpResponse("No such workspace.", status=400, content_type="text/plain")
+    parent = get_object_or_404(org.workspaces, pk=parent_ids[0])
+    context = {
+        "org": org,
+        "can_act": can_act(request.user, org.pk),
+        "parent": parent,
+        "tree": selectors.subtree(org, parent.pk),
+    }
+    return render(request, "orgs/org.html#children", context)
 
 
 def _after_team_change(

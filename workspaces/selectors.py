@@ -180,12 +180,14 @@ def fleet_page(user: User, query: FleetQuery, *, size: int) -> keyset.Page:
     return keyset.page(rows, query.order, query.cursor, size=size)
 
 
-def badge_rows(user: User, ids: list[Any]) -> list[Workspace]:
-    """The state columns of the workspaces ``ids`` the user may see (the rows on screen)."""
+def badge_rows(user: User, ids: list[Any], *, org_id: Any = None) -> list[Workspace]:
+    """The state columns of the workspaces ``ids`` the user may see (the rows on screen), of
+    the org ``org_id`` when given."""
+    rows = visible_workspaces(user).filter(pk__in=ids)
+    if org_id is not None:
+        rows = rows.filter(org_id=org_id)
     return list(
-        visible_workspaces(user)
-        .filter(pk__in=ids)
-        .only(
+        rows.only(
             "id",
             "status",
             "status_changed_at",
@@ -193,8 +195,7 @@ def badge_rows(user: User, ids: list[Any]) -> list[Workspace]:
             "crash_looping",
             "last_exit_at",
             "last_exit_reason",
-        )
-        .order_by("pk")
+        ).order_by("pk")
     )
 
 

@@ -13,10 +13,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from orgs import selectors as org_selectors
+from orgs import views as org_views
 from orgs.models import Org
+from tests.support.fleet import bulk_fleet
 from tests.support.org_pages import GOOD, HTMX, live_children, login, org_url, set_status, team_url
 from workspaces.models import Status, Workspace
 
@@ -219,3 +224,144 @@ def test_the_dashboard_links_each_org_to_its_page(
 ) -> None:
     content = login(owner).get(reverse("dashboard")).content.decode()
     assert f'href="{reverse("org", args=["acme"])}"' in content
+
+
+# --- at scale -----------------------------------------------------------------------------------
+
+# Session, user, the org, its counts, tree levels, the table page, the move form's names, the
+# recent imports, can_act (and room): whatever the org's size.
+MAX_ORG_QUERIES = {"page": 14, "tree": 10, "table": 5, "counts": 4, "badges": 4, "children": 7}
+
+
+def org_requests(client: Client, org: Org) -> dict[str, str]:
+    page = client.get(org_url(org)).content.decode()
+    closed = re.search(r"partial=children&amp;parent=([\w-]+)", page)
+    lead = closed[1] if closed else str(Workspace.objects.filter(org=org).first().pk)
+    ids = ",".join(re.findall(r'id="table-state-([\w-]+)"', page))
+    base = org_url(org)
+    return {
+        "page": base,
+        "tree": f"{base}?partial=tree",
+        "table": f"{base}?partial=table&status=online",
+        "counts": f"{base}?partial=counts",
+        "badges": f"{base}?partial=badges&scope=table&ids={ids}",
+        "children": f"{base}?partial=children&parent={lead}",
+    }
+
+
+def count_queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, headers=HTMX if "partial=" in url else {})
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def test_every_part_of_the_org_page_asks_as_many_queries_for_300_workspaces_as_for_30(
+    org: Org, other_org: Org, owner: User
+) -> None:
+    bulk_fleet(org, 30)
+    bulk_fleet(other_org, 30)
+    client = login(owner)
+    small = {part: count_queries(client, url) for part, url in org_requests(client, org).items()}
+    bulk_fleet(org, 270, prefix="more")
+    bulk_fleet(other_org, 270, prefix="more")
+    for part, url in org_requests(client, org).items():
+        count = count_queries(client, url)
+        assert count == small[part], (part, url)
+        assert count <= MAX_ORG_QUERIES[part], (part, count)
+
+
+def test_the_tree_opens_up_to_its_budget_and_a_closed_lead_loads_its_team(
+    org: Org, owner: User
+) -> None:
+    rows = bulk_fleet(org, 300)
+    client = login(owner)
+    content = client.get(org_url(org)).content.decode()
+    shown = re.findall(r'<li data-node="([^"]+)"', content)
+    assert len(shown) <= org_selectors.TREE_BUDGET
+    # Every lead is there (30 of them), the first teams open, the others closed with a count.
+    assert {w.name for w in rows[::10]} <= set(shown)
+    closed = re.findall(r"partial=children&amp;parent=([\w-]+)\"[^>]*>show 9 members", content)
+    assert closed
+    team = client.get(org_url(org, partial="children", parent=closed[0]), headers=HTMX)
+    members = re.findall(r'<li data-node="([^"]+)"', team.content.decode())
+    expected = Workspace.objects.filter(parent_id=closed[0]).order_by("created_at", "pk")
+    assert members == [w.name for w in expected]
+    assert "partial=badges&amp;scope=tree" in team.content.decode()
+
+
+def test_a_closed_lead_is_collapsed_through_the_confirmation_page(org: Org, owner: User) -> None:
+    bulk_fleet(org, 300)
+    content = login(owner).get(org_url(org)).content.decode()
+    closed = re.findall(r"partial=children&amp;parent=([\w-]+)", content)[0]
+    lead = Workspace.objects.get(pk=closed)
+    # No dialog with a count the page does not know: the no-JS confirmation counts it.
+    assert f'hx-post="{team_url(lead, "collapse")}"' not in content
+    assert f'action="{team_url(lead, "collapse")}"' in content
+
+
+def test_the_children_of_another_orgs_workspace_are_404_and_a_bad_parent_400(
+    org: Org, other_org: Org, owner: User
+) -> None:
+    bulk_fleet(org, 12)
+    theirs = bulk_fleet(other_org, 12, prefix="theirs")
+    client = login(owner)
+    asked = org_url(org, partial="children", parent=str(theirs[0].pk))
+    assert client.get(asked, headers=HTMX).status_code == 404
+    for bad in ("", "x", "../", "%00"):
+        response = client.get(org_url(org, partial="children", parent=bad), headers=HTMX)
+        assert response.status_code == 400
+
+
+def test_the_badge_poll_shows_only_this_orgs_workspaces_and_answers_304_until_a_change(
+    org: Org, other_org: Org, owner: User, superuser: User
+) -> None:
+    ours = bulk_fleet(org, 5, prefix="ours")
+    theirs = bulk_fleet(other_org, 5, prefix="theirs")
+    ids = ",".join(str(w.pk) for w in ours + theirs)
+    for who in (owner, superuser):
+        client = login(who)
+        url = org_url(org, partial="badges", scope="tree", ids=ids)
+        first = client.get(url, headers=HTMX)
+        content = first.content.decode()
+        assert all(f"tree-state-{w.pk}" in content for w in ours)
+        assert all(str(w.pk) not in content for w in theirs)
+        again = client.get(url, headers={**HTMX, "If-None-Match": first["ETag"]})
+        assert again.status_code == 304
+    set_status(Status.PAUSED, ours[0])
+    changed = login(owner).get(url, headers={**HTMX, "If-None-Match": first["ETag"]})
+    assert changed.status_code == 200
+    assert (
+        login(owner)
+        .get(org_url(org, partial="badges", scope="nope", ids=ids), headers=HTMX)
+        .status_code
+        == 204
+    )
+
+
+def test_the_org_table_pages_through_every_workspace_once(
+    org: Org, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(org_views, "PAGE_SIZE", 7)
+    bulk_fleet(org, 40)
+    client, url, names = login(owner), org_url(org, partial="table"), []
+    for _ in range(10):
+        content = client.get(url, headers=HTMX).content.decode()
+        names += re.findall(r'data-workspace="([^"]+)"', content)
+        following = re.search(r'<a href="([^"]+)"[^>]*rel="next"', content)
+        if not following:
+            break
+        url = org_url(org) + following[1].replace("&amp;", "&") + "&partial=table"
+    assert names == sorted(Workspace.objects.filter(org=org).values_list("name", flat=True))
+    bad = client.get(org_url(org, cursor="garbage", partial="table"), headers=HTMX)
+    assert "not valid" in bad.content.decode()
+
+
+def test_the_move_form_takes_ids_when_the_org_is_too_big_to_list(
+    org: Org, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(org_views, "MOVE_CHOICES", 10)
+    bulk_fleet(org, 30)
+    content = login(owner).get(org_url(org)).content.decode()
+    assert '<input type="text" name="workspace" required>' in content
+    assert content.count("<option") < 30
