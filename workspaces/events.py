@@ -12,7 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workspaces import redaction
 from workspaces.models import EventType, StructureEvent, Workspace
+
+# Keys the console itself writes and reads back (the crash-loop count filters on ``cause``): never
+# an agent's text, so never masked.
+STRUCTURAL = frozenset({"cause"})
+# Keys that hold what the agent printed or reported. When the workspace's secrets cannot be
+# read (its key is gone), only these are withheld: the rest is the console's own sentence,
+# which is what tells the operator how to repair the key.
+AGENT_TEXT = frozenset({"console", "sample_error", "current_task"})
 
 # Rows per INSERT: one statement for any sweep's batch, well under PostgreSQL's 65,535
 # parameters (6 a row).
@@ -32,17 +41,28 @@ def record(
     ``org_id`` defaults to the workspace's org; an event with neither (an orphan the sweep
     stopped) belongs to no org and only superusers see it.
     """
+    payload = dict(payload or {})
     if workspace is not None:
         if org_id is not None and org_id != workspace.org_id:
             raise ValueError("an event's org is its workspace's org")
         org_id = workspace.org_id
+        if payload:
+            payload = _masked(payload, redaction.for_workspace(workspace))
     return StructureEvent.objects.create(
         event_type=event_type,
         workspace=workspace,
         org_id=org_id,
         actor=actor,
-        payload=dict(payload or {}),
+        payload=payload,
     )
+
+
+def _masked(payload: dict[str, Any], redactor: redaction.Redactor) -> dict[str, Any]:
+    """The payload with the workspace's secrets masked: an event keeps what an agent printed
+    (a console tail, an error it reported), and the log is read by every member of the org."""
+    if redactor.withholding:
+        return {k: redactor.value(v) if k in AGENT_TEXT else v for k, v in payload.items()}
+    return {k: v if k in STRUCTURAL else redactor.value(v) for k, v in payload.items()}
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,14 @@ def record_many(events: Iterable[Pending]) -> list[StructureEvent]:
     transaction that makes the changes the events record. ``created_at`` and the ids follow the
     list's order, so a workspace's events keep the order they were given in.
     """
+    events = list(events)
+    # Two queries for the whole batch: the workspaces' tokens and their secrets.
+    masking = {e.workspace_id for e in events if e.workspace_id is not None and e.payload}
+    redactors = redaction.for_workspaces(
+        dict(Workspace.objects.filter(pk__in=masking).values_list("pk", "token_hash"))
+        if masking
+        else {}
+    )
     rows = []
     for event in events:
         if event.workspace_id is not None and event.org_id is None:
@@ -78,7 +106,11 @@ def record_many(events: Iterable[Pending]) -> list[StructureEvent]:
                 workspace_id=event.workspace_id,
                 org_id=event.org_id,
                 actor=event.actor,
-                payload=dict(event.payload),
+                payload=(
+                    _masked(dict(event.payload), redactors[event.workspace_id])
+                    if event.workspace_id in redactors
+                    else dict(event.payload)
+                ),
             )
         )
     return StructureEvent.objects.bulk_create(rows, batch_size=BULK_BATCH)

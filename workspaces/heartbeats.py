@@ -14,14 +14,14 @@ other report, and a row that changed under it, takes the locked path with all it
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
 
-from workspaces import lifecycle
-from workspaces.fields import WEDGED
+from workspaces import lifecycle, redaction
+from workspaces.fields import MAX_CURRENT_TASK, MAX_SAMPLE_ERROR, WEDGED
 from workspaces.models import Status, Workspace
 
 DEGRADED_AT = 0.5
@@ -89,13 +89,21 @@ def _come_online(workspace: Workspace, *, payload: dict[str, Any], fields: tuple
     )
 
 
+def _masked_card(workspace: Workspace, card: dict[str, Any]) -> dict[str, Any]:
+    """The agent's card as the page and the API show it: the workspace's secrets masked."""
+    if not card:
+        return card
+    redactor = redaction.for_instance(workspace.pk, workspace.token_hash)
+    return card if redactor is None else cast(dict, redactor.value(card))
+
+
 def register(
     *, workspace_id: Any, token_hash: str, url: str, agent_card: dict[str, Any]
 ) -> Workspace:
     with transaction.atomic():
         workspace = _authorized(workspace_id, token_hash)
         workspace.last_heartbeat_at = timezone.now()
-        workspace.agent_card = agent_card
+        workspace.agent_card = _masked_card(workspace, agent_card)
         # The backend's URL (a published port, a VM address) wins over what the agent believes.
         workspace.url = workspace.url or url
         fields = ("last_heartbeat_at", "agent_card", "url")
@@ -114,7 +122,7 @@ def update_card(*, workspace_id: Any, token_hash: str, agent_card: dict[str, Any
         workspace = _authorized(workspace_id, token_hash)
         if workspace.status not in (Status.PROVISIONING, Status.ONLINE, Status.DEGRADED):
             raise Conflict(f"workspace is {workspace.status}; it does not accept an agent card")
-        workspace.agent_card = agent_card
+        workspace.agent_card = _masked_card(workspace, agent_card)
         workspace.save(update_fields=["agent_card", "updated_at"])
         return workspace
 
@@ -174,11 +182,31 @@ def _quiet_beat(*, workspace_id: Any, token_hash: str, report: Report) -> bool:
     return rows.update(**changes) == 1
 
 
+def _masked(workspace_id: Any, token_hash: str, report: Report) -> Report:
+    """The report with the workspace's secrets masked in what the agent wrote (the page shows
+    it, events keep it). A report with no text costs nothing; one with text costs two queries
+    once per instance (``redaction.for_instance``)."""
+    if not (report.sample_error or report.current_task or report.runtime_metadata):
+        return report
+    redactor = redaction.for_instance(workspace_id, token_hash)
+    if redactor is None or redactor.empty:
+        return report  # not this workspace's token: refused below, nothing is stored
+    metadata = report.runtime_metadata
+    return replace(
+        report,
+        # A mask can be longer than the value it hides: cut to the column again.
+        sample_error=redactor.text(report.sample_error)[:MAX_SAMPLE_ERROR],
+        current_task=redactor.text(report.current_task)[:MAX_CURRENT_TASK],
+        runtime_metadata=None if metadata is None else cast(dict, redactor.value(metadata)),
+    )
+
+
 def heartbeat(*, workspace_id: Any, token_hash: str, report: Report) -> str:
     """Take one heartbeat; the workspace's status after it.
 
     Raises ``Unauthorized`` (no such workspace, another token) and ``Conflict`` (a state that
     takes no heartbeats)."""
+    report = _masked(workspace_id, token_hash, report)
     if _quiet_beat(workspace_id=workspace_id, token_hash=token_hash, report=report):
         return Status.ONLINE
     return _locked_beat(workspace_id=workspace_id, token_hash=token_hash, report=report).status

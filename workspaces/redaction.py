@@ -22,11 +22,13 @@ import hashlib
 import hmac
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import quote, quote_plus
 
-from workspaces import vault
-from workspaces.models import Workspace
+from workspaces.models import Workspace, WorkspaceSecret
 
 MIN_LENGTH = 3
 WITHHELD = "(withheld: it holds a secret of this workspace that could not be masked)"
@@ -65,33 +67,44 @@ class Redactor:
                 self._names.setdefault(form, name)
         self._token_hash = token_hash
         # Longest first: a value that contains another is masked whole, not around the other.
-        forms = sorted(self._names, key=lambda form: (-len(form), form))
-        self._pattern = re.compile("|".join(map(re.escape, forms))) if forms else None
+        self._forms = tuple(sorted(self._names, key=lambda form: (-len(form), form)))
+
+    def _pattern(self, text: str) -> re.Pattern[str] | None:
+        """An alternation of the forms that occur in ``text``; None when none does. Built per
+        text rather than once: a substring test is cheap, and a redactor kept per agent (the
+        registry keeps thousands) stays a tuple of strings."""
+        present = [form for form in self._forms if form in text]
+        return re.compile("|".join(map(re.escape, present))) if present else None
 
     @property
     def longest(self) -> int:
         """The longest run of characters one mask can replace (a token-shaped word at least:
         a stream must hold that much back to see a whole one)."""
         token = _TOKEN_LENGTH + 1 if self._token_hash else 0
-        return max([token, *map(len, self._names)])
+        return max([token, *map(len, self._forms)])
 
     def spans(self, text: str) -> Iterator[tuple[int, int]]:
         """Where something this redactor may mask begins and ends in ``text``."""
-        if self._pattern is not None:
-            yield from (found.span() for found in self._pattern.finditer(text))
+        if (pattern := self._pattern(text)) is not None:
+            yield from (found.span() for found in pattern.finditer(text))
         if self._token_hash:
             yield from (found.span() for found in _TOKEN_SHAPED.finditer(text))
 
     @property
     def empty(self) -> bool:
-        return self._pattern is None and not self._token_hash
+        return not self._forms and not self._token_hash
+
+    @property
+    def withholding(self) -> bool:
+        """True when the secrets could not be read, so every text is withheld."""
+        return False
 
     def text(self, text: str) -> str:
         if self.empty or not text:
             return text
         masked = text
-        if self._pattern is not None:
-            masked = self._pattern.sub(lambda found: mask(self._names[found.group()]), masked)
+        if (pattern := self._pattern(text)) is not None:
+            masked = pattern.sub(lambda found: mask(self._names[found.group()]), masked)
         if self._token_hash:
             masked = _TOKEN_SHAPED.sub(self._token, masked)
         if not self._leaks(masked):
@@ -114,7 +127,7 @@ class Redactor:
         return mask(TOKEN_LABEL) if hmac.compare_digest(digest, self._token_hash) else found.group()
 
     def _leaks(self, text: str) -> bool:
-        if self._pattern is not None and self._pattern.search(text):
+        if any(form in text for form in self._forms):
             return True
         return bool(self._token_hash) and any(
             hmac.compare_digest(hashlib.sha256(word.encode()).hexdigest(), self._token_hash)
@@ -160,14 +173,75 @@ class _Withholding(Redactor):
     def empty(self) -> bool:
         return False
 
+    @property
+    def withholding(self) -> bool:
+        return True
+
     def text(self, text: str) -> str:
         return f"(withheld: {self._why})" if text else text
 
 
 def for_workspace(workspace: Workspace) -> Redactor:
     """The redactor for what ``workspace``'s agent says: its secrets and its current token."""
-    try:
-        secrets = vault.environment(workspace)
-    except vault.SecretsUnreadable:
-        return _Withholding("the workspace's secrets cannot be opened to mask them")
-    return Redactor(secrets, token_hash=workspace.token_hash)
+    return for_workspaces({workspace.pk: workspace.token_hash})[workspace.pk]
+
+
+def for_workspaces(token_hashes: Mapping[Any, str]) -> dict[Any, Redactor]:
+    """A redactor for each workspace id given (with its current token's hash), in one query.
+
+    Every stored secret counts, whatever its name (one from before the name rule was still
+    handed to the agent once). One that cannot be opened (its key is gone) makes that
+    workspace's redactor withhold everything: what it would mask is unknown.
+    """
+    # Here, not at the top: the vault writes events, and events are masked with this module.
+    from workspaces import vault
+
+    values: dict[Any, dict[str, str]] = {pk: {} for pk in token_hashes}
+    unreadable: set[Any] = set()
+    ring = vault.keyring()
+    rows = WorkspaceSecret.objects.filter(workspace_id__in=list(token_hashes)).values_list(
+        "workspace_id", "key", "value_encrypted"
+    )
+    for workspace_id, key, blob in rows:
+        try:
+            values[workspace_id][key] = vault.open_blob(
+                blob, workspace_id=workspace_id, key=key, ring=ring
+            )
+        except vault.SecretsUnreadable:
+            unreadable.add(workspace_id)
+    why = "the workspace's secrets cannot be opened to mask them"
+    return {
+        pk: _Withholding(why) if pk in unreadable else Redactor(values[pk], token_hash=token_hash)
+        for pk, token_hash in token_hashes.items()
+    }
+
+
+_INSTANCES: OrderedDict[tuple[str, str], Redactor] = OrderedDict()
+_INSTANCES_LOCK = threading.Lock()
+# About 1 KB a redactor: 20,000 agents cost a web process some 20 MB; beyond, the least recently
+# heard-from agent is read again (two indexed queries) at its next report with text.
+INSTANCE_CACHE = 20_000
+
+
+def for_instance(workspace_id: Any, token_hash: str) -> Redactor | None:
+    """The redactor for the agent holding the token whose hash is ``token_hash``; None when that
+    is not the workspace's current token (the caller refuses the report anyway).
+
+    Kept per process for as long as the instance lives (its token), so only an instance's first
+    report costs the two queries: what an agent can print is what it was started with, and a
+    secret set since reaches it only with a new instance, hence a new token.
+    """
+    key = (str(workspace_id), token_hash)
+    with _INSTANCES_LOCK:
+        if (found := _INSTANCES.get(key)) is not None:
+            _INSTANCES.move_to_end(key)
+            return found
+    current = Workspace.objects.filter(pk=workspace_id, token_hash=token_hash)
+    if not token_hash or not current.exists():
+        return None
+    redactor = for_workspaces({workspace_id: token_hash})[workspace_id]
+    with _INSTANCES_LOCK:
+        _INSTANCES[key] = redactor
+        while len(_INSTANCES) > INSTANCE_CACHE:
+            _INSTANCES.popitem(last=False)
+    return redactor

@@ -73,6 +73,9 @@ def updated_at(workspace: Workspace) -> Any:
 
 def test_a_heartbeat_that_changes_nothing_is_one_statement(online) -> None:
     workspace, token = online
+    # An instance's first report with text reads its secrets once, to mask them in what it
+    # reports (workspaces/redaction.py): one check of the token, one read of the secrets.
+    assert len(statements(workspace, token, current_task="Boot")) == 3
     [sql] = statements(workspace, token, error_rate=0.2, active_tasks=3, current_task="Triage")
     assert sql.startswith('UPDATE "workspaces_workspace"')
     workspace.refresh_from_db()
@@ -86,6 +89,7 @@ def test_a_heartbeat_that_changes_nothing_is_one_statement(online) -> None:
 
 def test_molecules_full_heartbeat_with_the_same_capabilities_is_one_statement(online) -> None:
     workspace, token = online
+    beat(workspace, token, uptime_seconds=30, runtime_metadata={"capabilities": {"sessions": True}})
     [sql] = statements(
         workspace,
         token,
