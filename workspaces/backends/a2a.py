@@ -9,6 +9,7 @@ and a cap on the answer's size, read in chunks so a huge answer is never held wh
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -16,6 +17,20 @@ from urllib.parse import urlsplit
 import httpx
 
 from workspaces.backends.base import BackendError
+
+# One client per process: building one loads the CA bundle (about 90 ms here), which would
+# otherwise be most of every exchange's time. httpx's client is safe to share across threads;
+# timeouts are given per request.
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def _shared_client() -> httpx.Client:
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(follow_redirects=False, trust_env=False)
+        return _client
 
 
 @dataclass(frozen=True)
@@ -45,15 +60,13 @@ def post_json_rpc(
     deadline = time.monotonic() + timeout
     limits = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
     try:
-        with (
-            httpx.Client(timeout=limits, follow_redirects=False, trust_env=False) as client,
-            client.stream(
-                "POST",
-                url,
-                content=body,
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-            ) as response,
-        ):
+        with _shared_client().stream(
+            "POST",
+            url,
+            content=body,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            timeout=limits,
+        ) as response:
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
