@@ -1,4 +1,5 @@
-"""The message panel on the workspace page, and ``manage.py workspace message``.
+"""The message panel on the workspace page, ``manage.py workspace message``, and the three doors
+(with the API) agreeing.
 
 Owners and admins send; viewers see no form and get 403; another org's workspace is 404. The
 agent is a loopback stand-in answering with the built-in agent's code
@@ -19,7 +20,9 @@ from django.urls import reverse
 
 from orgs.models import Org
 from tests.support.a2a_agents import agent_server
+from tests.support.keys import api, mint_token
 from tests.support.rows import MakeWorkspace, event_count, last_event
+from workspaces.dispatch.a2a import text_request
 from workspaces.models import EventType, Status, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +168,27 @@ def test_the_command_refuses_an_offline_workspace_and_a_silent_agent(
     online = make_workspace(org, name="On")  # its recorded URL leads nowhere
     with pytest.raises(CommandError, match="No answer from On: Cannot reach"):
         call_command("workspace", "message", str(online.pk), "hi")
+
+
+def test_the_page_the_api_and_the_command_leave_the_same_event(
+    org: Org, owner: User, make_workspace: MakeWorkspace
+) -> None:
+    workspace = make_workspace(org, name="PM")
+    path = f"orgs/{org.slug}/workspaces/{workspace.pk}/a2a"
+    doors = {
+        "page": lambda: send(client_for(owner), workspace, "Same words", **HTMX),
+        "api": lambda: api(mint_token(org)).post(path, text_request("Same words")),
+        "command": lambda: call_command(
+            "workspace", "message", str(workspace.pk), "Same words", stdout=io.StringIO()
+        ),
+    }
+    payloads = {}
+    with agent_server(name="PM") as agent:
+        at(workspace, agent.url)
+        for door, knock in doors.items():
+            knock()
+            payload = dict(last_event(workspace).payload)
+            del payload["latency_ms"]
+            payloads[door] = payload
+    assert payloads["page"] == payloads["api"] == payloads["command"]
+    assert payloads["page"]["status"] == 200
