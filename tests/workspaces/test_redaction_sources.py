@@ -7,6 +7,7 @@ directory, as a careless agent would.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.support.waiting import wait_for
 from workspaces import dispatch, vault
+from workspaces.models import EventType, StructureEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,3 +55,26 @@ def test_console_output_shows_secrets_and_the_agents_token_masked(
     assert "key=[secret:API_TOKEN]" in shown
     assert "tok=[secret:auth_token]" in shown
     assert SECRET not in shown
+
+
+def test_an_event_keeps_what_a_dying_agent_printed_with_its_secrets_masked(
+    org: Any, settings: Any, tmp_path: Path, local_fleet: Path
+) -> None:
+    path = tmp_path / "runtimes.toml"
+    path.write_text(
+        '[runtimes.dying]\ncommand = ["/bin/sh", "-c", "echo key=$API_TOKEN; sleep 1; exit 1"]\n'
+    )
+    settings.MOLECULE_RUNTIMES_FILE = str(path)
+    workspace = dispatch.create_workspace(org=org, name="Dying", actor="test", runtime="dying")
+    vault.set_secret(workspace_id=workspace.pk, key="API_TOKEN", value=SECRET, actor="test")
+    dispatch.VERBS["restart"](workspace_id=workspace.pk, actor="test")
+
+    def failed() -> StructureEvent | None:
+        dispatch.health_sweep()
+        return StructureEvent.objects.filter(
+            workspace=workspace, event_type=EventType.WORKSPACE_PROVISION_FAILED
+        ).first()
+
+    event = wait_for(failed, timeout=30, interval=0.5)
+    assert "key=[secret:API_TOKEN]" in event.payload["console"]
+    assert SECRET not in json.dumps(list(StructureEvent.objects.values("payload")))
