@@ -9,22 +9,28 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from workspaces import backends
+from workspaces import backends, lifecycle
 from workspaces.backends import Backend, BackendError, Instance
-from workspaces.dispatch.core import console_tail, locked, transition
-from workspaces.dispatch.sweeps.offline import offline_then_restart
+from workspaces.dispatch.core import console_tail
+from workspaces.dispatch.sweeps.failing import Failing, fail_all
+from workspaces.dispatch.sweeps.offline import Silent, offline_then_restart_all
 from workspaces.dispatch.sweeps.runs import SweepRun, run
 from workspaces.models import Status, Workspace
 
 log = logging.getLogger("workspaces.dispatch.sweeps")
 
 ACTOR = "system:health"
+LOST = "instance_lost"
+FAILED = "provision_failed"
 # Rows fetched per round trip while streaming the recorded instances.
 CHUNK = 2000
-# Dead instances acted on per run, each a console read, a probe and a short transaction: a
-# backend that lost everything at once (a Docker daemon restarted) is worked through over a few
-# runs instead of one run that outlasts its interval.
-ACT_PER_RUN = 500
+# Dead instances acted on per transaction, and per run (memory: a small record each). A backend
+# that lost everything at once (a Docker daemon restarted) is worked through over a few runs.
+PAGE = 1000
+PER_RUN = 10 * PAGE
+# Console tails read per run: each is a backend call. Past it, the rest go without their last
+# lines; the first ones already say what happened.
+TAILS_PER_RUN = 50
 JUDGED = (Status.PROVISIONING, Status.ONLINE, Status.DEGRADED)
 
 
@@ -58,30 +64,9 @@ def _recorded(name: str) -> Any:
     )
 
 
-def _dead(name: str, backend: Backend, result: SweepRun, room: int) -> list[Recorded]:
-    """Recorded instances the backend does not run, at most ``room``: memory bounded by that."""
-    try:
-        running = backend.running_instances()
-    except BackendError as error:
-        log.warning("health sweep: cannot list %s instances: %s", name, error.message)
-        return []
-    listed = None if running is None else set(running)
-    missing = []
-    for values in _recorded(name):
-        row = Recorded(*values)
-        result.count("recorded")
-        if listed is not None and row.instance_id in listed:
-            continue
-        if listed is None and not _not_running(backend, row):
-            continue  # a backend that cannot list: asked about each, as the rows stream by
-        missing.append(row)
-        if len(missing) >= room:
-            break
-    if listed is None:
-        return missing
-    # Asked about once more: the listing is older than the rows read after it, and an instance
-    # started in between is not in it.
-    return [row for row in missing if _not_running(backend, row)]
+def _listing(name: str, backend: Backend) -> set[str] | None:
+    running = backend.running_instances()
+    return None if running is None else set(running)
 
 
 def _not_running(backend: Backend, row: Recorded) -> bool:
@@ -92,59 +77,90 @@ def _not_running(backend: Backend, row: Recorded) -> bool:
         return False
 
 
-def _act(row: Recorded, tail: str, result: SweepRun) -> None:
-    with transaction.atomic():
-        current = locked(row.pk)
-        if (current.generation, current.instance_generation, current.instance_id) != (
-            row.generation,
-            row.instance_generation,
-            row.instance_id,
+def _dead(name: str, backend: Backend, result: SweepRun) -> list[Recorded]:
+    """Recorded instances the backend does not run, at most ``PER_RUN``."""
+    try:
+        listed = _listing(name, backend)
+    except BackendError as error:
+        log.warning("health sweep: cannot list %s instances: %s", name, error.message)
+        return []
+    missing = []
+    for values in _recorded(name):
+        row = Recorded(*values)
+        result.count("recorded")
+        if listed is not None and row.instance_id in listed:
+            continue
+        if listed is None and not _not_running(backend, row):
+            continue  # a backend that cannot list: asked about each, as the rows stream by
+        missing.append(row)
+        if len(missing) >= PER_RUN:
+            break
+    if listed is None or not missing:
+        return missing
+    # The listing is older than the rows read after it: an instance started in between is not
+    # in it. A second listing, taken after the rows, settles it in one call.
+    try:
+        again = _listing(name, backend) or set()
+    except BackendError as error:
+        log.warning("health sweep: cannot list %s instances: %s", name, error.message)
+        return []
+    return [row for row in missing if row.instance_id not in again]
+
+
+def _act_all(name: str, page: list[Recorded], tails: dict[Any, str]) -> list[str]:
+    """Lock the page's rows, keep those still on the instance judged, move them in bulk."""
+    recorded = {row.pk: row for row in page}
+    rows = (
+        Workspace.objects.filter(pk__in=list(recorded))
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by()
+        .values_list("pk", "org_id", "status", "generation", "instance_generation", "instance_id")
+    )
+    failing, lost = [], []
+    for pk, org_id, status, generation, instance_generation, instance_id in rows:
+        judged = recorded[pk]
+        if (generation, instance_generation, instance_id) != (
+            judged.generation,
+            judged.instance_generation,
+            judged.instance_id,
         ):
-            return
-        if current.status == Status.PROVISIONING:
-            transition(
-                current,
-                "provision_failed",
-                actor=ACTOR,
-                payload={
-                    "error": "the instance exited before the agent registered",
-                    "console": tail,
-                },
-            )
-        elif current.status in (Status.ONLINE, Status.DEGRADED):
-            offline_then_restart(
-                current,
-                "instance_lost",
-                actor=ACTOR,
-                reason=f"the {current.backend} backend reports the instance is not running",
-                console=tail,
-            )
-        else:
-            return
-        result.acted.append(str(row.pk))
+            continue  # a verb or reconcile moved it on since the rows were read
+        tail = tails.get(pk, "")
+        if lifecycle.is_allowed(FAILED, status):
+            error = "the instance exited before the agent registered"
+            failing.append(Failing(pk, org_id, status, generation, error=error, console=tail))
+        elif lifecycle.is_allowed(LOST, status):
+            reason = f"the {name} backend reports the instance is not running"
+            lost.append(Silent(pk, org_id, status, generation, reason=reason, console=tail))
+    fail_all(failing, actor=ACTOR)
+    offline_then_restart_all(lost, LOST, actor=ACTOR)
+    return [str(row.pk) for row in [*failing, *lost]]
 
 
 def _sweep(result: SweepRun) -> None:
-    room = ACT_PER_RUN
+    budget = TAILS_PER_RUN
     for name in backends.enabled():
         backend = backends.get(name)
         assert backend is not None
-        for row in _dead(name, backend, result, room):
-            room -= 1
-            # Why it died (an out-of-memory kill, a crash) is in its last lines; read them before
-            # taking the row's lock: no backend call runs inside a transaction.
-            _act(row, console_tail(backend, row.instance), result)
-        if room <= 0:
-            break
+        dead = _dead(name, backend, result)
+        for start in range(0, len(dead), PAGE):
+            page = dead[start : start + PAGE]
+            # Why it died (an out-of-memory kill, a crash) is in its last lines; read before
+            # taking the rows' locks: no backend call runs inside a transaction.
+            tails = {row.pk: console_tail(backend, row.instance) for row in page[:budget]}
+            budget -= len(tails)
+            result.count("tails read", len(tails))
+            with transaction.atomic():
+                result.acted += _act_all(name, page, tails)
 
 
 def health_sweep() -> list[str]:
-    """Compare each backend's one listing of what runs with the recorded instances; act on the
+    """Compare each backend's listing of what runs with the recorded instances; act on the
     missing ones.
 
     Online/degraded → offline → auto-restart. Provisioning → failed (the agent died before it
     registered; restarting it would only loop). The recorded instances are streamed, so memory
-    does not grow with the fleet; each missing one is asked about once more, then its row locked
-    and re-checked, so a verb that changed it meanwhile wins.
+    does not grow with the fleet; a second listing confirms the missing ones; their rows are
+    locked and re-checked, so a verb that changed one meanwhile wins, and moved in bulk.
     """
     return run("health", _sweep).acted

@@ -59,10 +59,11 @@ def _sweep(result: SweepRun) -> None:
     )
     # The set-based path: the WHERE of the locking SELECT is the judgement, so a heartbeat that
     # committed first is simply not selected, and one that comes after finds the token cleared.
-    after = None
+    # Every row of a page is moved out of the WHERE, so the next page is new rows: a short page
+    # is the last.
     while True:
         with transaction.atomic():
-            page = judged(silent.filter(backend__in=backends.enabled()), after=after, limit=PAGE)
+            page = judged(silent.filter(backend__in=backends.enabled()), limit=PAGE)
             now = timezone.now()
             rows = [
                 Silent(
@@ -78,7 +79,6 @@ def _sweep(result: SweepRun) -> None:
         result.acted += [str(row.pk) for row in rows]
         if len(page) < PAGE:
             break
-        after = page[-1]["pk"]
     # A row on a backend this console does not run (taken out of MOLECULE_BACKENDS while it
     # ran): nothing will start it, and the per-row path marks it failed with the reason.
     for workspace_id in silent.exclude(backend__in=backends.enabled()).values_list("pk", flat=True):

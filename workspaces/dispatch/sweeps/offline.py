@@ -173,15 +173,16 @@ def offline_then_restart_all(rows: list[Silent], cause: str, *, actor: str) -> N
     enqueue_generations(calls)
 
 
-def judged(queryset: Any, *, after: Any, limit: int) -> list[dict[str, Any]]:
-    """A page of candidate rows locked for this transaction, in id order, from ``after`` on.
+def judged(queryset: Any, *, limit: int) -> list[dict[str, Any]]:
+    """A page of candidate rows, locked for this transaction.
 
     Rows another transaction holds (a heartbeat, a verb) are skipped: the next run sees them.
+    No ORDER BY: sorted by id, PostgreSQL would walk the primary key through the whole fleet to
+    find the few candidates; unsorted, it reads them from the index the WHERE uses. Never
+    waiting for a lock, the sweep cannot deadlock whatever order it locks in.
     """
-    if after is not None:
-        queryset = queryset.filter(pk__gt=after)
     return list(
         queryset.select_for_update(skip_locked=True, of=("self",))
-        .order_by("pk")
+        .order_by()
         .values("pk", "org_id", "status", "generation", "last_heartbeat_at", "instance_id")[:limit]
     )

@@ -12,7 +12,7 @@ from django.utils import timezone
 from workspaces import backends
 from workspaces.backends import BackendError, Instance
 from workspaces.dispatch.sweeps.runs import SweepRun, run
-from workspaces.events import record as record_event
+from workspaces.events import Pending, record_many
 from workspaces.models import EventType, OrphanSuspect, Status, Workspace
 
 log = logging.getLogger("workspaces.dispatch.sweeps")
@@ -69,6 +69,7 @@ def _sweep(result: SweepRun, grace: timedelta) -> None:
             ],
             ignore_conflicts=True,
         )
+        stopped = []
         for instance_id in sorted(unowned):
             if now - seen.get(instance_id, now) < grace:
                 continue
@@ -77,14 +78,22 @@ def _sweep(result: SweepRun, grace: timedelta) -> None:
             except BackendError as error:
                 log.warning("orphan sweep: cannot stop %s: %s", instance_id, error.message)
                 continue
-            with transaction.atomic():
-                record_event(
+            stopped.append(instance_id)
+        if not stopped:
+            continue
+        # The stops are backend calls, made outside any transaction; what they did is recorded
+        # together, in one INSERT of events and one DELETE.
+        with transaction.atomic():
+            record_many(
+                Pending(
                     EventType.ORPHAN_REMOVED,
                     actor=ACTOR,
                     payload={"backend": name, "instance_id": instance_id},
                 )
-                OrphanSuspect.objects.filter(backend=name, instance_id=instance_id).delete()
-            result.acted.append(instance_id)
+                for instance_id in stopped
+            )
+            OrphanSuspect.objects.filter(backend=name, instance_id__in=stopped).delete()
+        result.acted += stopped
 
 
 def orphan_sweep(*, grace: float | None = None) -> list[str]:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from workspaces import backends, lifecycle
 from workspaces.backends import Instance
-from workspaces.dispatch.batch import enqueue_generations
-from workspaces.dispatch.core import AGENT_REPORT, console_tail, locked, transition
+from workspaces.dispatch.core import console_tail, locked, transition
+from workspaces.dispatch.sweeps.failing import CAUSE, Failing, fail_all
 from workspaces.dispatch.sweeps.runs import SweepRun, run
-from workspaces.events import Pending, record_many
 from workspaces.models import Workspace
 
-CAUSE = "provision_failed"
 ACTOR = "system:provision-timeout"
 PAGE = 1000
+PER_RUN = 10 * PAGE
 # Console tails read per run: each is a backend call (a file read, an HTTP request). Past this
 # many timed-out rows in one run (a backend that failed every start) the rest fail with an
 # empty console; the first ones already say why.
@@ -45,47 +42,33 @@ def _tails(rows: list[tuple[Any, ...]], budget: int) -> dict[Any, tuple[str, str
 def _fail_all(
     ids: list[Any], tails: dict[Any, tuple[str, str]], *, cutoff: Any, timeout: float
 ) -> list[str]:
-    """Lock the rows still timed out, fail them in one UPDATE, write their events in one INSERT."""
-    step = lifecycle.TRANSITIONS[CAUSE]
+    """Lock the rows still timed out and fail them (``failing.fail_all``)."""
     rows = list(
-        Workspace.objects.filter(pk__in=ids, status__in=step.sources, status_changed_at__lt=cutoff)
+        Workspace.objects.filter(
+            pk__in=ids,
+            status__in=lifecycle.TRANSITIONS[CAUSE].sources,
+            status_changed_at__lt=cutoff,
+        )
         .select_for_update(skip_locked=True, of=("self",))
-        .order_by("pk")
+        .order_by()
         .values_list("pk", "org_id", "status", "generation", "instance_id")
     )
-    if not rows:
-        return []
-    now = timezone.now()
-    Workspace.objects.filter(pk__in=[row[0] for row in rows]).update(
-        **{name: copy.copy(empty) for name, empty in AGENT_REPORT.items()},
-        status=step.target,
-        status_changed_at=now,
-        updated_at=now,
-        generation=F("generation") + 1,
-        crash_looping=False,
-        token_hash="",
-    )
-    events = []
-    for workspace_id, org_id, status, _, instance_id in rows:
+    failing = []
+    for workspace_id, org_id, status, generation, instance_id in rows:
         read_from, tail = tails.get(workspace_id, ("", ""))
-        # A new instance since the read: the lines belong to another one.
-        console = tail if read_from == instance_id else ""
-        events.append(
-            Pending(
-                step.event,
-                actor=ACTOR,
-                workspace_id=workspace_id,
+        failing.append(
+            Failing(
+                pk=workspace_id,
                 org_id=org_id,
-                payload=lifecycle.moved(
-                    CAUSE,
-                    status,
-                    {"error": f"no registration within {timeout:g}s", "console": console},
-                ),
+                status=status,
+                generation=generation,
+                error=f"no registration within {timeout:g}s",
+                # A new instance since the read: the lines belong to another one.
+                console=tail if read_from == instance_id else "",
             )
         )
-    record_many(events)
-    enqueue_generations((row[0], row[3] + 1) for row in rows)
-    return [str(row[0]) for row in rows]
+    fail_all(failing, actor=ACTOR)
+    return [str(row.pk) for row in failing]
 
 
 def _sweep(result: SweepRun) -> None:
@@ -94,11 +77,16 @@ def _sweep(result: SweepRun) -> None:
     timed_out = Workspace.objects.filter(
         status__in=lifecycle.TRANSITIONS[CAUSE].sources, status_changed_at__lt=cutoff
     )
-    budget, after = TAILS_PER_RUN, None
-    on_backend = timed_out.filter(backend__in=backends.enabled()).order_by("pk")
-    while True:
-        page = on_backend.filter(pk__gt=after) if after is not None else on_backend
-        rows = list(page.values_list("pk", "backend", "instance_id", "url", "backend_state")[:PAGE])
+    budget = TAILS_PER_RUN
+    # No ORDER BY: by id, PostgreSQL would walk the whole primary key to find the few timed-out
+    # rows; unsorted, it reads them from the index on status. At most PER_RUN a run (memory).
+    found = list(
+        timed_out.filter(backend__in=backends.enabled())
+        .order_by()
+        .values_list("pk", "backend", "instance_id", "url", "backend_state")[:PER_RUN]
+    )
+    pages = [found[start : start + PAGE] for start in range(0, len(found), PAGE)]
+    for rows in pages:
         # The console's last lines, read before any lock: no backend call inside a transaction.
         tails = _tails(rows, budget)
         budget -= len(tails)
@@ -107,9 +95,6 @@ def _sweep(result: SweepRun) -> None:
             result.acted += _fail_all(
                 [row[0] for row in rows], tails, cutoff=cutoff, timeout=timeout
             )
-        if len(rows) < PAGE:
-            break
-        after = rows[-1][0]
     # Rows on a backend this console does not run: the per-row path records them settled.
     for workspace_id in timed_out.exclude(backend__in=backends.enabled()).values_list(
         "pk", flat=True
