@@ -14,10 +14,11 @@ other report, and a row that changed under it, takes the locked path with all it
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from workspaces import lifecycle, redaction
@@ -141,6 +142,33 @@ def runtime_state_after(workspace: Workspace, report: Report) -> str:
     return workspace.runtime_state
 
 
+# The quiet beat on PostgreSQL, written out: the same statement built through the ORM costs a
+# heartbeat 0.8 ms more of Python (1.2 against 0.4 ms a statement, measured alternating in one
+# process), which was most of what the registry itself spends on a beat. Its conditions are
+# _quiet_beat's; tests/workspaces/test_heartbeat_hot_path.py runs both ways of writing them.
+_QUIET_BEAT_SQL = """
+UPDATE workspaces_workspace
+   SET last_heartbeat_at = %(now)s,
+       last_error_rate = %(error_rate)s,
+       last_sample_error = %(sample_error)s,
+       active_tasks = %(active_tasks)s,
+       uptime_seconds = %(uptime_seconds)s,
+       current_task = %(current_task)s,
+       monthly_spend = COALESCE(%(monthly_spend)s, monthly_spend)
+ WHERE id = %(id)s
+   AND token_hash = %(token_hash)s
+   AND status = 'online'
+   AND CASE WHEN %(full)s THEN runtime_state = %(runtime_state)s
+            ELSE runtime_state <> 'wedged' END
+   AND (%(runtime_metadata)s::jsonb IS NULL OR runtime_metadata = %(runtime_metadata)s::jsonb)
+"""
+
+
+def _written_out() -> bool:
+    """Whether the quiet beat runs ``_QUIET_BEAT_SQL`` (PostgreSQL) or the ORM's statement."""
+    return connection.vendor == "postgresql"
+
+
 def _quiet_beat(*, workspace_id: Any, token_hash: str, report: Report) -> bool:
     """Take ``report`` in one statement if it cannot move the state machine; False otherwise.
 
@@ -158,6 +186,30 @@ def _quiet_beat(*, workspace_id: Any, token_hash: str, report: Report) -> bool:
     """
     if report.runtime_state == WEDGED or report.error_rate >= DEGRADED_AT:
         return False
+    now = timezone.now()
+    # Autocommit: one statement, one round trip; the row lock lasts as long as the UPDATE.
+    if _written_out():
+        metadata = report.runtime_metadata
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _QUIET_BEAT_SQL,
+                {
+                    "now": now,
+                    "error_rate": report.error_rate,
+                    "sample_error": report.sample_error,
+                    "active_tasks": report.active_tasks,
+                    "uptime_seconds": report.uptime_seconds,
+                    "current_task": report.current_task,
+                    # 0 leaves the stored spend as it was.
+                    "monthly_spend": report.monthly_spend or None,
+                    "id": workspace_id,
+                    "token_hash": token_hash,
+                    "full": report.full,
+                    "runtime_state": report.runtime_state or "",
+                    "runtime_metadata": None if metadata is None else json.dumps(metadata),
+                },
+            )
+            return cursor.rowcount == 1
     rows = Workspace.objects.filter(pk=workspace_id, token_hash=token_hash, status=Status.ONLINE)
     if report.full:
         # A full beat sets the runtime state; fast only when that is what is stored already.
@@ -169,7 +221,7 @@ def _quiet_beat(*, workspace_id: Any, token_hash: str, report: Report) -> bool:
         # The page shows the capabilities: a change of them is a change of the row's state.
         rows = rows.filter(runtime_metadata=report.runtime_metadata)
     changes: dict[str, Any] = {
-        "last_heartbeat_at": timezone.now(),
+        "last_heartbeat_at": now,
         "last_error_rate": report.error_rate,
         "last_sample_error": report.sample_error,
         "active_tasks": report.active_tasks,
@@ -178,7 +230,6 @@ def _quiet_beat(*, workspace_id: Any, token_hash: str, report: Report) -> bool:
     }
     if report.monthly_spend > 0:
         changes["monthly_spend"] = report.monthly_spend
-    # Autocommit: one statement, one round trip; the row lock lasts as long as the UPDATE.
     return rows.update(**changes) == 1
 
 
