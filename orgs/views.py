@@ -318,7 +318,10 @@ def event_log(request: HttpRequest) -> HttpResponse:
     except keyset.BadCursor:
         notes.append("That page link is not valid (any more): showing the newest events.")
         page = keyset.page(rows, EVENT_ORDER, None, size=EVENTS_PER_PAGE, pk_kind=int)
-    context = {"form": form, "page": page, "notes": notes}
+    context: dict[str, Any] = {"form": form, "page": page, "notes": notes}
     if request.htmx:
         return render(request, "events/log.html#log", context)
+    # Past a screenful the org filter takes a slug rather than listing every org.
+    many = visible_orgs(request.user)[: fleet.ORG_SELECT_MAX + 1].count() > fleet.ORG_SELECT_MAX
+    context["org_by_slug"] = many
     return render(request, "events/log.html", context)

@@ -215,7 +215,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
     paginator = CappedPaginator
     # Newest first, served by (created_at, id); the model's ordering would join and sort orgs.
     ordering = ("-created_at", "-id")
-    search_fields = ("name", "role", "id", "instance_id")
+    # "=org__slug": an org past the org filter's first 50 is found by its slug.
+    search_fields = ("name", "role", "id", "instance_id", "=org__slug")
     readonly_fields = LIFECYCLE_FIELDS
     fields = WorkspaceAdminForm.Meta.fields + LIFECYCLE_FIELDS
     actions = [

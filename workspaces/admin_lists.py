@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
@@ -31,13 +31,23 @@ class CappedPaginator(Paginator):
         return min(len(rows), COUNT_CAP)
 
 
+# The org filter lists at most this many orgs (by slug), and the one chosen.
+ORG_CHOICES = 50
+
+
 class VisibleOrgFilter(admin.RelatedFieldListFilter):
     """The orgs the user may see, read from the orgs table: the stock filter lists every org
     (other tenants' slugs included), and the related-only one scans the listed table for the
-    distinct orgs in it."""
+    distinct orgs in it. A thousand orgs are not listed: the first ``ORG_CHOICES`` are, and
+    the others are chosen from the org's admin page or by the changelist's search (its slug).
+    """
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[Any]:
-        return [(org.pk, org.slug) for org in visible_orgs(request.user).order_by("slug")]
+        orgs = visible_orgs(request.user)
+        picked = [v for v in self.lookup_val or [] if str(v).isdigit()]
+        chosen = Q(pk__in=[int(v) for v in picked[:1]])
+        first = orgs.order_by("slug").values("pk")[:ORG_CHOICES]
+        return list(orgs.filter(Q(pk__in=first) | chosen).values_list("pk", "slug"))
 
 
 class TierFilter(admin.SimpleListFilter):

@@ -27,6 +27,8 @@ from workspaces.tiers import TIER_CHOICES
 PAGE_SIZE = 50
 # At most this many ids in one badge poll: a page's rows, with room to spare.
 MAX_POLLED_IDS = 100
+# Past this many orgs, a form takes an org's slug instead of listing every org.
+ORG_SELECT_MAX = 50
 # Longest accepted name search; a longer one cannot match a name (max_length 200).
 MAX_SEARCH = 200
 

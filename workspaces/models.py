@@ -151,6 +151,10 @@ class Workspace(models.Model):
                 Coalesce("last_heartbeat_at", Value(NEVER)), F("id"), name="ws_heartbeat_keyset"
             ),
             models.Index(fields=["created_at", "id"], name="ws_created_keyset"),
+            # The dashboard's counts: by state and backend (index-only), and the latest state
+            # change, which versions them for the counts poll's ETag.
+            models.Index(fields=["status", "backend"], name="ws_status_backend"),
+            models.Index(fields=["status_changed_at"], name="ws_status_changed"),
             # The admin's and the dashboard's other filters.
             models.Index(fields=["backend", "id"], name="ws_backend_keyset"),
             models.Index(fields=["tier", "id"], name="ws_tier_keyset"),

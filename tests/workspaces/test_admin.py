@@ -6,6 +6,7 @@ then, for destructive verbs, the confirmation form's own fields (``confirmed=yes
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -410,3 +411,18 @@ def test_a_count_past_the_cap_stops_counting(
     assert "60 workspaces" in content
     assert "data-workspace" not in content  # the admin's own table, not the console's
     assert content.count('name="_selected_action"') == 50
+
+
+def test_the_org_filter_lists_the_first_orgs_and_the_chosen_one(
+    superuser: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_lists, "ORG_CHOICES", 3)
+    orgs = [Org.objects.create(slug=f"org-{n:02d}", name=f"Org {n}") for n in range(6)]
+    client = Client()
+    client.force_login(superuser)
+    content = client.get(reverse(CHANGELIST), {"org__id__exact": orgs[5].pk}).content.decode()
+    listed = set(re.findall(r"org__id__exact=(\d+)", content))
+    assert listed == {str(o.pk) for o in (orgs[0], orgs[1], orgs[2], orgs[5])}
+    for bad in ("abc", "-1", "1.5", ""):
+        response = client.get(reverse(CHANGELIST), {"org__id__exact": bad})
+        assert response.status_code < 500

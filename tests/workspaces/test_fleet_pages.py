@@ -319,3 +319,16 @@ def test_the_sort_links_toggle_the_direction_of_the_current_sort(org: Org, owner
     assert 'data-sort="name"' in content
     content = login(owner).get(reverse("dashboard"), {"sort": "-heartbeat"}).content.decode()
     assert 'data-sort="heartbeat"' in content
+
+
+def test_past_a_screenful_of_orgs_the_forms_take_a_slug(
+    superuser: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fleet, "ORG_SELECT_MAX", 3)
+    for n in range(5):
+        Org.objects.create(slug=f"org-{n}", name=f"Org {n}")
+    client = login(superuser)
+    for url in (reverse("dashboard"), reverse("event-log")):
+        content = client.get(url).content.decode()
+        assert '<input type="text" name="org"' in content
+        assert 'value="org-4"' not in content
