@@ -84,17 +84,19 @@ def _dead(name: str, backend: Backend, result: SweepRun) -> list[Recorded]:
     except BackendError as error:
         log.warning("health sweep: cannot list %s instances: %s", name, error.message)
         return []
-    missing = []
+    missing, seen = [], 0
     for values in _recorded(name):
-        row = Recorded(*values)
-        result.count("recorded")
-        if listed is not None and row.instance_id in listed:
+        seen += 1
+        # The common case first, on the bare tuple: a running instance costs one set lookup.
+        if listed is not None and values[1] in listed:
             continue
+        row = Recorded(*values)
         if listed is None and not _not_running(backend, row):
             continue  # a backend that cannot list: asked about each, as the rows stream by
         missing.append(row)
         if len(missing) >= PER_RUN:
             break
+    result.count("recorded", seen)
     if listed is None or not missing:
         return missing
     # The listing is older than the rows read after it: an instance started in between is not
