@@ -51,6 +51,16 @@ class EventType(models.TextChoices):
     # One A2A exchange the console forwarded to an agent: who, sizes, status and latency, never
     # the text (workspaces/dispatch/a2a.py).
     A2A_MESSAGE = "A2A_MESSAGE"
+    # A change to a file in a workspace's storage (workspaces/dispatch/files.py): root, path and
+    # size, never the content.
+    FILE_WRITTEN = "FILE_WRITTEN"
+    FILE_RENAMED = "FILE_RENAMED"
+    FILE_DELETED = "FILE_DELETED"
+    # A plugin from MOLECULE_PLUGINS_DIR installed into or removed from a workspace's configs;
+    # PLUGIN_MISSING: a template named one the catalogue does not hold (the start goes on).
+    PLUGIN_INSTALLED = "PLUGIN_INSTALLED"
+    PLUGIN_UNINSTALLED = "PLUGIN_UNINSTALLED"
+    PLUGIN_MISSING = "PLUGIN_MISSING"
 
 
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
