@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cpdouble import files
 from cpdouble.errors import MAX_BODY, RequestError
 
 if TYPE_CHECKING:
@@ -61,6 +62,48 @@ def make_handler(double: ControlPlaneDouble) -> type[BaseHTTPRequestHandler]:
                 raise RequestError(400, "body must be a JSON object")
             return data
 
+        def _raw(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > files.MAX_FILE:
+                raise RequestError(413, f"body larger than {files.MAX_FILE} bytes")
+            return self.rfile.read(length)
+
+        def _files(
+            self,
+            method: str,
+            parts: list[str],
+            query: dict[str, str],
+            body: dict[str, Any],
+            raw: bytes,
+        ) -> None:
+            if len(parts) != 3:
+                raise RequestError(404, f"no route for {method} {self.path}")
+            workspace_id, root, op = parts
+            base = double.files_base(workspace_id, root)
+            match method, op:
+                case "GET", "list":
+                    path = files.checked(query.get("path", ""), empty_ok=True)
+                    self._json(200, files.listing(base, path))
+                case "GET", "content":
+                    try:
+                        cap = int(query.get("max", str(files.MAX_FILE)))
+                    except ValueError as error:
+                        raise RequestError(400, "max must be a whole number") from error
+                    data = files.read(base, files.checked(query.get("path")), cap)
+                    self._send(200, data, "application/octet-stream")
+                case "PUT", "content":
+                    files.write(base, files.checked(query.get("path")), raw)
+                    self._json(200, {"size": len(raw)})
+                case "DELETE", "content":
+                    files.delete(base, files.checked(query.get("path")))
+                    self._json(200, {"deleted": query.get("path")})
+                case "POST", "rename":
+                    path, to = files.checked(body.get("path")), files.checked(body.get("to"))
+                    files.rename(base, path, to)
+                    self._json(200, {"renamed": path, "to": to})
+                case _:
+                    raise RequestError(404, f"no route for {method} {self.path}")
+
         def _authorized(self) -> bool:
             header = self.headers.get("Authorization", "")
             given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
@@ -73,6 +116,7 @@ def make_handler(double: ControlPlaneDouble) -> type[BaseHTTPRequestHandler]:
             try:
                 # Read the body first so an early answer never leaves it unread on the socket.
                 body = self._body() if self.command == "POST" else {}
+                raw = self._raw() if self.command == "PUT" else b""
                 if not self._authorized():
                     raise RequestError(401, "invalid bearer token")
                 if parts[0] == "cp":
@@ -84,9 +128,13 @@ def make_handler(double: ControlPlaneDouble) -> type[BaseHTTPRequestHandler]:
                             double.faults.fail_next -= 1
                     if injected:
                         raise RequestError(500, "injected fault: the control plane is failing")
-                self._route(self.command, parts, query, body)
+                if parts[:2] == ["cp", "files"]:
+                    self._files(self.command, parts[2:], query, body, raw)
+                else:
+                    self._route(self.command, parts, query, body)
             except RequestError as error:
-                self._json(error.status, {"error": error.message})
+                kind = {"kind": error.kind} if isinstance(error, files.Conflict) else {}
+                self._json(error.status, {"error": error.message, **kind})
 
         def _route(
             self, method: str, parts: list[str], query: dict[str, str], body: dict[str, Any]
@@ -123,7 +171,7 @@ def make_handler(double: ControlPlaneDouble) -> type[BaseHTTPRequestHandler]:
                 case _:
                     raise RequestError(404, f"no route for {method} {self.path}")
 
-        do_GET = do_POST = do_DELETE = _handle
+        do_GET = do_POST = do_DELETE = do_PUT = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
             double.log(f"{self.address_string()} {format % args}")

@@ -9,6 +9,11 @@ Endpoints (the contract is docs/controlplane-api.md; every one needs ``Authoriza
     DELETE /cp/workspaces/<instance_id>        stop and forget it   -> 200, or 404 when unknown
     GET    /cp/volumes/<workspace_id>          does its /workspace volume exist -> 200 or 404
     DELETE /cp/volumes/<workspace_id>          remove its /workspace volume -> 200, 404, 409
+    GET    /cp/files/<workspace_id>/<root>/list?path=P         a folder's entries -> 200 JSON
+    GET    /cp/files/<workspace_id>/<root>/content?path=P&max=N  a file's bytes   -> 200, 413
+    PUT    /cp/files/<workspace_id>/<root>/content?path=P      write it (raw body) -> 200
+    DELETE /cp/files/<workspace_id>/<root>/content?path=P      remove it (a folder whole)
+    POST   /cp/files/<workspace_id>/<root>/rename {"path", "to"}                -> 200, 409
     GET    /_faults                            the faults switched on
     POST   /_faults  {"slow_boot": s, "fail_next": n, "stall": s, "delete_noop": bool,
                       "lose": instance_id, "clear": true}
@@ -57,6 +62,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cpdouble import files
 from cpdouble.errors import RequestError
 from cpdouble.http import DoubleServer, make_handler
 
@@ -447,6 +453,28 @@ class ControlPlaneDouble:
             raise RequestError(404, f"no volume for workspace {workspace_id!r}")
         shutil.rmtree(path)
         self.log(f"deleted the volume of {workspace_id}")
+
+    def files_base(self, workspace_id: str, root: str) -> Path:
+        """Where a workspace's files of ``root`` live: its volume, or its current VM's configs."""
+        _safe_id(workspace_id, "workspace_id")
+        if root == "workspace":
+            path = self.root / "volumes" / workspace_id
+            if not path.is_dir():
+                raise files.Conflict(f"workspace {workspace_id} has no volume", "unavailable")
+            return path
+        if root != "configs":
+            raise RequestError(404, f"no root {root!r}: workspace or configs")
+        with self.lock:
+            current = [
+                vm
+                for vm in self._vms.values()
+                if vm.workspace_id == workspace_id and vm.running and vm.configs_dir.is_dir()
+            ]
+        if not current:
+            raise files.Conflict(
+                f"workspace {workspace_id} has no VM, so no /configs: start it", "unavailable"
+            )
+        return max(current, key=lambda vm: vm.created_at).configs_dir
 
     def console_text(self, instance_id: str, tail: int) -> str:
         vm = self.get(instance_id)

@@ -460,6 +460,16 @@ for _name in ("MOLECULE_A2A_MAX_REQUEST_BYTES", "MOLECULE_A2A_MAX_ANSWER_BYTES")
     if globals()[_name] < 1024:
         raise ImproperlyConfigured(f"{_name} must be at least 1024 bytes, not {globals()[_name]}.")
 
+# Files in a workspace's storage (workspaces/dispatch/files.py): what is shown and edited as
+# text, and what an upload or a download may carry.
+MOLECULE_FILE_MAX_BYTES = env.int("MOLECULE_FILE_MAX_BYTES", default=1 << 20)
+MOLECULE_FILE_TRANSFER_MAX_BYTES = env.int("MOLECULE_FILE_TRANSFER_MAX_BYTES", default=16 << 20)
+if not 1024 <= MOLECULE_FILE_MAX_BYTES <= MOLECULE_FILE_TRANSFER_MAX_BYTES <= 64 << 20:
+    raise ImproperlyConfigured(
+        "MOLECULE_FILE_MAX_BYTES must be at least 1024 and at most "
+        "MOLECULE_FILE_TRANSFER_MAX_BYTES, which must be at most 64 MiB."
+    )
+
 # The controlplane backend (workspaces/backends/controlplane.py, docs/controlplane-api.md).
 MOLECULE_CONTROLPLANE_URL = env.str("MOLECULE_CONTROLPLANE_URL", default="http://127.0.0.1:9100")
 # The shared secret the console sends as its bearer token; the control plane's to hand out.

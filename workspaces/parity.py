@@ -75,6 +75,12 @@ ROWS = [
         "A2A forward",
         "a message/send reaches the agent at the recorded URL and its answer comes back",
     ),
+    Row(
+        "files",
+        "Files",
+        "a file written into the configs reaches the agent, reads back, is renamed and deleted; "
+        "/workspace too",
+    ),
 ]
 ROW_IDS = [row.id for row in ROWS]
 

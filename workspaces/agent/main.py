@@ -7,7 +7,8 @@ started it, exactly like Molecule's workspace runtime: ``WORKSPACE_ID`` and ``PL
 the environment, its token from ``$CONFIGS_DIR/.auth_token`` and its name, port and the rest from
 ``$WORKSPACE_CONFIG_PATH/config.yaml`` (JSON, which is YAML). It serves ``GET /health``,
 ``GET /agent-card`` (also at ``/.well-known/agent.json`` and ``/.well-known/agent-card.json``) and
-``GET /configs`` (what it found in its configs directory) on ``a2a.port``, and answers A2A
+``GET /configs`` (what it found in its configs directory at start), ``GET /configs/file?path=P``
+(one file of it as it reads it now: sha256, size and UTF-8 text) on ``a2a.port``, and answers A2A
 JSON-RPC 2.0 ``message/send`` at ``POST /``, where Molecule's A2A proxy forwards (the agent's URL
 itself), with a deterministic reply (:func:`a2a_reply`). It registers with the console
 (``POST {PLATFORM_URL}/registry/register``) and then heartbeats (``POST /registry/heartbeat``)
@@ -41,6 +42,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -210,6 +212,28 @@ def configs_report(configs_dir: str, config: dict) -> dict[str, object]:
         "prompt_files": config.get("prompt_files") or [],
         "model": str(config.get("model", "")),
         "role": str(config.get("role", "")),
+    }
+
+
+def read_config_file(configs_dir: str, request_path: str) -> tuple[int, dict]:
+    """One file of the configs directory as the agent reads it now (never the token, never
+    outside the directory), for whoever checks that a change reached the agent."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(request_path).query)
+    relative = (query.get("path") or [""])[-1]
+    base = os.path.realpath(configs_dir)
+    target = os.path.realpath(os.path.join(base, relative))
+    if not relative or relative == TOKEN_FILE or not target.startswith(base + os.sep):
+        return 400, {"error": "path must name a file of the configs directory"}
+    try:
+        with open(target, "rb") as handle:
+            data = handle.read(REPORT_BYTES + 1)
+    except OSError as error:
+        return 404, {"error": f"cannot read {relative}: {error.strerror}"}
+    return 200, {
+        "path": relative,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "text": data[:REPORT_BYTES].decode("utf-8", errors="replace"),
     }
 
 
@@ -450,6 +474,9 @@ def make_handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
                 self.reply(200, agent.card)
             elif self.path == "/configs":
                 self.reply(200, agent.configs)
+            elif self.path.startswith("/configs/file?"):
+                status, body = read_config_file(agent.configs_dir, self.path)
+                self.reply(status, body)
             else:
                 self.reply(404, {"error": "not found"})
 

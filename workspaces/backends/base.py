@@ -28,6 +28,7 @@ from workspaces.tiers import TierSettings
 
 if TYPE_CHECKING:
     from workspaces.backends.a2a import A2AReply
+    from workspaces.backends.files import Listing, Storage
 
 
 def free_loopback_port() -> int:
@@ -226,6 +227,39 @@ class Backend:
         return post_json_rpc(
             url, body, connect_timeout=connect_timeout, timeout=timeout, max_answer=max_answer
         )
+
+    # --- files (workspaces/backends/files.py) ---------------------------------------------------
+    # ``root`` is "workspace" or "configs"; ``path`` a plain relative path, judged already by
+    # dispatch (never ".auth_token" in configs for a change). Each raises FileProblem (a
+    # BackendError with a ``kind``) for what the storage refuses, BackendError when the backend
+    # cannot be reached. Writes leave new files 0600 and folders 0700, the agent's.
+
+    def list_files(self, storage: Storage, root: str, path: str) -> Listing:
+        """The entries of the folder ``path`` ("" for the root itself); links are not followed."""
+        raise self._no_files()
+
+    def read_file(self, storage: Storage, root: str, path: str, *, max_bytes: int) -> bytes:
+        """The bytes of the file ``path``; ``too_large`` past ``max_bytes``, never read whole."""
+        raise self._no_files()
+
+    def write_file(self, storage: Storage, root: str, path: str, data: bytes) -> None:
+        """Replace (or create, with its folders) the file ``path`` with ``data``, whole or not
+        at all; a folder there is a ``conflict``."""
+        raise self._no_files()
+
+    def rename_file(self, storage: Storage, root: str, path: str, new_path: str) -> None:
+        """Move ``path`` (file or folder) to ``new_path`` in the same root; ``conflict`` when
+        something is there already."""
+        raise self._no_files()
+
+    def delete_file(self, storage: Storage, root: str, path: str) -> None:
+        """Remove the file, link or whole folder ``path``; ``missing`` when nothing is there."""
+        raise self._no_files()
+
+    def _no_files(self) -> BackendError:
+        from workspaces.backends.files import FileProblem
+
+        return FileProblem("unavailable", f"The {self.name} backend cannot reach files.")
 
     def running_instances(self) -> list[str] | None:
         """Instance ids of the instances that run now (``is_running`` true), in one listing.

@@ -61,6 +61,7 @@ from workspaces.backends.base import (
     divergent,
     parity,
 )
+from workspaces.backends.controlplane_files import ControlPlaneFiles
 from workspaces.runtimes import BUILTIN
 
 MAX_BACKOFF_SECONDS = 30.0
@@ -82,7 +83,7 @@ def _detail(response: httpx.Response) -> str:
     return response.text.strip()[:DETAIL_LIMIT] or response.reason_phrase
 
 
-class ControlPlaneBackend(Backend):
+class ControlPlaneBackend(ControlPlaneFiles, Backend):
     """A client of the control plane at ``MOLECULE_CONTROLPLANE_URL``.
 
     Each keyword overrides the setting of the same name (tests point one at a double).
@@ -95,6 +96,12 @@ class ControlPlaneBackend(Backend):
             "The console posts to the VM's URL that the control plane returned at provision, as "
             "Molecule's platform posts to a workspace's recorded URL; the control plane is not "
             "in the path, so it needs no A2A endpoint."
+        ),
+        "files": divergent(
+            "Through the control plane's files endpoints (/cp/files/<workspace id>/...): the "
+            "/workspace volume outlives the VMs, but /configs is the current VM's, written anew "
+            "from the provision request at every start, so a file written there lasts until "
+            "the next start (on local and docker it stays), and a stopped workspace has none."
         ),
         **{
             f"tier_{n}": divergent(
@@ -148,6 +155,7 @@ class ControlPlaneBackend(Backend):
         *,
         what: str,
         missing_ok: bool = False,
+        answer: frozenset[int] = frozenset(),
         **request: Any,
     ) -> httpx.Response | None:
         """Send one request with bounded retries.
@@ -157,7 +165,7 @@ class ControlPlaneBackend(Backend):
         doubling; a 4xx is never retried. Raises BackendError: permanent for a refused
         credential or any other 4xx but 409/423/429, transient when the control plane was
         unreachable, slow or failing on every attempt. ``what`` completes "… failed to <what>"
-        in the messages.
+        in the messages. ``answer``: 4xx statuses handed back to the caller, who reads them.
         """
         if not self.token:
             raise BackendError(
@@ -211,6 +219,8 @@ class ControlPlaneBackend(Backend):
                 )
             if status == 404 and missing_ok:
                 return None
+            if status in answer:
+                return response
             if response.is_error:
                 raise BackendError(
                     f"The control plane at {self.url} refused to {what} ({status}): "

@@ -92,18 +92,21 @@ from workspaces.backends.containers import (
     volume_name,
     with_host,
 )
+from workspaces.backends.docker_files import DockerFiles
 from workspaces.envnames import start_problem
 from workspaces.runtimes import BUILTIN
 
 log = logging.getLogger(__name__)
 
 
-class DockerBackend(Backend):
+class DockerBackend(DockerFiles, Backend):
     name = "docker"
     capabilities: ClassVar[dict[str, Declared]] = {
         **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS, "tier_1", "tier_2", "tier_3", "tier_4"),
         # The console posts to the container's published port (Backend.send_a2a).
         "a2a": parity(),
+        # The archive API, on the container or a helper mounting its volumes (docker_files.py).
+        "files": parity(),
     }
     agents_call_in_from_outside_loopback = True  # through molecule-net's gateway
     # T3 runs privileged in the host's PID namespace and T4 holds the engine's socket: both are

@@ -84,6 +84,7 @@ from workspaces.backends.base import (
     free_loopback_port,
     parity,
 )
+from workspaces.backends.local_files import LocalFiles
 from workspaces.envnames import start_problem
 from workspaces.paths import normal_form, workspace_dir_problem
 from workspaces.runtimes import BUILTIN
@@ -312,12 +313,14 @@ def switches_users() -> bool:
     return os.geteuid() == 0
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalFiles, Backend):
     name = "local"
     capabilities: ClassVar[dict[str, Declared]] = {
         **at_parity(*LIFECYCLE_ROWS, *CONTRACT_ROWS),
         # The console posts to the child's loopback port (Backend.send_a2a).
         "a2a": parity(),
+        # The workspace's directories, walked without following a link (local_files.py).
+        "files": parity(),
         "tier_1": divergent(
             "A process gets no read-only root and no namespaces of its own: memory (RLIMIT_AS) "
             "and one CPU (affinity) are applied and /workspace is withheld. / is not read-only, "

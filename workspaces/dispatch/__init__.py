@@ -15,7 +15,8 @@ How every verb works:
 
 Modules: ``verbs`` (what operators call), ``teams`` (expand, collapse, move) and
 ``team_rows`` (the Team rows they keep), ``edits`` (changes to a workspace's own fields),
-``reconciler`` (the backend side of every verb), ``a2a`` (messages to an agent), ``sweeps``
+``reconciler`` (the backend side of every verb), ``a2a`` (messages to an agent), ``files``
+(files in a workspace's storage: ``dispatch.files.list_files`` etc.), ``sweeps``
 (what beat runs), ``probes`` (the parity check's read-only looks at the backends), ``core``
 (locks and transitions they share).
 
@@ -38,6 +39,7 @@ from workspaces.dispatch.batch import enqueue_generations, reconcile_many
 from workspaces.dispatch.bulk_create import NewWorkspace, create_workspaces
 from workspaces.dispatch.core import InvalidRequest, RetryLater, VerbResult
 from workspaces.dispatch.edits import AT_NEXT_START, EDITABLE, edit_problems, edit_workspace
+from workspaces.dispatch.files import FileNotFound, FilesFailed, FileTooLarge
 from workspaces.dispatch.reconciler import reconcile
 from workspaces.dispatch.sweeps import (
     health_sweep,
@@ -69,6 +71,9 @@ __all__ = [
     "VERBS",
     "AgentFailed",
     "Exchange",
+    "FileNotFound",
+    "FileTooLarge",
+    "FilesFailed",
     "InvalidRequest",
     "NewWorkspace",
     "Refused",
