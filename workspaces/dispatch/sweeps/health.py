@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import transaction
@@ -38,17 +38,23 @@ JUDGED = (Status.PROVISIONING, Status.ONLINE, Status.DEGRADED)
 class Recorded:
     pk: Any
     instance_id: str
-    url: str
-    state: dict[str, Any]
     generation: int
     instance_generation: int
+    # Read only where they are needed (a probe, a console tail): decoding every row's JSON
+    # state would be most of the cost of streaming the fleet.
+    url: str = ""
+    state: dict[str, Any] | None = None
 
     @property
     def instance(self) -> Instance:
-        return Instance(self.instance_id, self.url, dict(self.state))
+        return Instance(self.instance_id, self.url, dict(self.state or {}))
 
 
-def _recorded(name: str) -> Any:
+NARROW = ("pk", "instance_id", "generation", "instance_generation")
+WIDE = (*NARROW, "url", "backend_state")
+
+
+def _recorded(name: str, columns: tuple[str, ...]) -> Any:
     # Only instances of the row's current generation: after a restart or an auto-restart the
     # row still records the previous generation's (dead) instance until reconcile replaces it,
     # and judging the new generation by it would fail a workspace that is starting fine.
@@ -57,9 +63,7 @@ def _recorded(name: str) -> Any:
         .exclude(instance_id="")
         .filter(instance_generation=F("generation"))
         .order_by()
-        .values_list(
-            "pk", "instance_id", "url", "backend_state", "generation", "instance_generation"
-        )
+        .values_list(*columns)
         .iterator(chunk_size=CHUNK)
     )
 
@@ -85,7 +89,7 @@ def _dead(name: str, backend: Backend, result: SweepRun) -> list[Recorded]:
         log.warning("health sweep: cannot list %s instances: %s", name, error.message)
         return []
     missing, seen = [], 0
-    for values in _recorded(name):
+    for values in _recorded(name, NARROW if listed is not None else WIDE):
         seen += 1
         # The common case first, on the bare tuple: a running instance costs one set lookup.
         if listed is not None and values[1] in listed:
@@ -107,6 +111,23 @@ def _dead(name: str, backend: Backend, result: SweepRun) -> list[Recorded]:
         log.warning("health sweep: cannot list %s instances: %s", name, error.message)
         return []
     return [row for row in missing if row.instance_id not in again]
+
+
+def _with_state(rows: list[Recorded]) -> list[Recorded]:
+    """The rows with their instance's URL and state, read in one query (for console tails)."""
+    if not rows or rows[0].state is not None:
+        return rows
+    found = {
+        pk: (url, state)
+        for pk, url, state in Workspace.objects.filter(pk__in=[row.pk for row in rows])
+        .order_by()
+        .values_list("pk", "url", "backend_state")
+    }
+    return [
+        replace(row, url=found[row.pk][0], state=found[row.pk][1])
+        for row in rows
+        if row.pk in found
+    ]
 
 
 def _act_all(name: str, page: list[Recorded], tails: dict[Any, str]) -> list[str]:
@@ -149,7 +170,9 @@ def _sweep(result: SweepRun) -> None:
             page = dead[start : start + PAGE]
             # Why it died (an out-of-memory kill, a crash) is in its last lines; read before
             # taking the rows' locks: no backend call runs inside a transaction.
-            tails = {row.pk: console_tail(backend, row.instance) for row in page[:budget]}
+            tails = {
+                row.pk: console_tail(backend, row.instance) for row in _with_state(page[:budget])
+            }
             budget -= len(tails)
             result.count("tails read", len(tails))
             with transaction.atomic():
