@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -16,8 +17,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orgs.importer import import_org
-from orgs.models import Team
-from workspaces import fields, tasks
+from orgs.models import Org, Team
+from workspaces import dispatch, fields, tasks
 from workspaces.models import EventType, Status, StructureEvent, Workspace, WorkspaceSecret
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +100,31 @@ def test_a_thousand_workspace_import_writes_every_row_and_event(
     assert events.filter(event_type=EventType.WORKSPACE_PROVISIONING).count() == 1000
     assert events.filter(event_type=EventType.SECRET_SET).count() == 1000
     assert sum(len(m) for m in messages) == 1000
+
+
+def test_a_bulk_create_under_a_parent_of_another_org_writes_nothing(
+    org: Org, other_org: Org, recording: dict[str, Any]
+) -> None:
+    theirs = dispatch.create_workspace(org=other_org, name="Theirs", actor="test")
+    before = Workspace.objects.count(), StructureEvent.objects.count(), Team.objects.count()
+    batch = [dispatch.NewWorkspace(id=uuid.uuid4(), name="Mine", parent_id=theirs.pk)]
+    with pytest.raises(dispatch.InvalidRequest):
+        dispatch.create_workspaces(org=org, batch=batch, actor="test")
+    after = Workspace.objects.count(), StructureEvent.objects.count(), Team.objects.count()
+    assert after == before
+
+
+def test_a_bulk_create_inserts_parents_before_children_in_any_order(
+    org: Org, recording: dict[str, Any]
+) -> None:
+    lead, member, leaf = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    batch = [
+        dispatch.NewWorkspace(id=leaf, name="Leaf", parent_id=member),
+        dispatch.NewWorkspace(id=member, name="Member", parent_id=lead),
+        dispatch.NewWorkspace(id=lead, name="Lead"),
+    ]
+    made = dispatch.create_workspaces(org=org, batch=batch, actor="test")
+    assert [w.name for w in made] == ["Leaf", "Member", "Lead"]
+    parents = dict(Workspace.objects.values_list("name", "parent__name"))
+    assert parents == {"Lead": None, "Member": "Lead", "Leaf": "Member"}
+    assert set(Team.objects.values_list("lead__name", flat=True)) == {"Lead", "Member"}

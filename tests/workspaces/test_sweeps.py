@@ -341,3 +341,40 @@ def test_a_batch_runs_every_call_and_the_restarted_workspaces_start(
     assert started == {str(w.pk) for w in silent}
     reconciled = Workspace.objects.values_list("reconciled_generation", "generation")
     assert {(r, g) for r, g in reconciled} == {(5, 5)}
+
+
+def test_a_call_of_a_batch_that_must_wait_goes_on_as_its_own_task(
+    org: Org,
+    recording: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from workspaces.dispatch import batch
+
+    watching()
+    silent = rows(org, recording, "silent", 3, silent=True)
+    busy = str(silent[0].pk)
+    real, seen = batch.reconcile, []
+
+    def lease_held_once(*, workspace_id: str, generation: int, final_attempt: bool) -> str:
+        seen.append((workspace_id, generation, final_attempt))
+        if workspace_id == busy and generation == 5 and seen.count(seen[-1]) == 1:
+            raise dispatch.RetryLater("another backend call for this workspace is running")
+        return real(workspace_id=workspace_id, generation=generation, final_attempt=False)
+
+    monkeypatch.setattr(batch, "reconcile", lease_held_once)
+    singles: list[Any] = []
+    monkeypatch.setattr(
+        tasks.reconcile_workspace,
+        "apply",
+        lambda args, retries: (
+            singles.append((args, retries)) or tasks.reconcile_workspace.run(*args)
+        ),
+    )
+    recording["local"].running.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.liveness_sweep()
+    # The others ran in the batch; the one that had to wait went on as a single-call task.
+    assert singles == [([busy, 5], 1)]
+    started = {spec.workspace_id for spec in recording["local"].running.values()}
+    assert started == {str(w.pk) for w in silent}
