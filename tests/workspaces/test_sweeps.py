@@ -378,3 +378,19 @@ def test_a_call_of_a_batch_that_must_wait_goes_on_as_its_own_task(
     assert singles == [([busy, 5], 1)]
     started = {spec.workspace_id for spec in recording["local"].running.values()}
     assert started == {str(w.pk) for w in silent}
+
+
+def test_a_silent_workspace_on_a_backend_no_longer_configured_ends_failed_with_the_reason(
+    org: Org, recording: dict[str, Any], settings: Any
+) -> None:
+    watching()
+    gone = rows(org, recording, "gone", 1, silent=True)[0]
+    stuck = rows(org, recording, "stuck", 1, status=Status.PROVISIONING, stuck=True)[0]
+    Workspace.objects.filter(pk__in=[gone.pk, stuck.pk]).update(backend="docker")
+    settings.MOLECULE_BACKENDS = ["local"]
+    assert dispatch.liveness_sweep() == [str(gone.pk)]
+    assert dispatch.provision_timeout_sweep() == [str(stuck.pk)]
+    causes = [e.payload.get("cause") for e in gone.events.order_by("pk")]
+    assert causes == ["heartbeat_lost", "auto_restart", "provision_failed"]
+    assert Workspace.objects.get(pk=gone.pk).status == Status.FAILED
+    assert Workspace.objects.get(pk=stuck.pk).status == Status.FAILED

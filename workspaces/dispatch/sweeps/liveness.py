@@ -81,7 +81,8 @@ def _sweep(result: SweepRun) -> None:
             break
     # A row on a backend this console does not run (taken out of MOLECULE_BACKENDS while it
     # ran): nothing will start it, and the per-row path marks it failed with the reason.
-    for workspace_id in silent.exclude(backend__in=backends.enabled()).values_list("pk", flat=True):
+    others = silent.exclude(backend__in=backends.enabled()).order_by()
+    for workspace_id in others.values_list("pk", flat=True):
         with transaction.atomic():
             workspace = locked(workspace_id)
             stale = workspace.last_heartbeat_at and workspace.last_heartbeat_at < cutoff

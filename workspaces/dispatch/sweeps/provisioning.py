@@ -96,9 +96,8 @@ def _sweep(result: SweepRun) -> None:
                 [row[0] for row in rows], tails, cutoff=cutoff, timeout=timeout
             )
     # Rows on a backend this console does not run: the per-row path records them settled.
-    for workspace_id in timed_out.exclude(backend__in=backends.enabled()).values_list(
-        "pk", flat=True
-    ):
+    others = timed_out.exclude(backend__in=backends.enabled()).order_by()
+    for workspace_id in others.values_list("pk", flat=True):
         with transaction.atomic():
             workspace = locked(workspace_id)
             if lifecycle.is_allowed(CAUSE, workspace.status) and (
