@@ -89,13 +89,9 @@ def record_many(events: Iterable[Pending]) -> list[StructureEvent]:
     list's order, so a workspace's events keep the order they were given in.
     """
     events = list(events)
-    # Two queries for the whole batch: the workspaces' tokens and their secrets.
+    # One query for the whole batch: the workspaces' tokens and secrets.
     masking = {e.workspace_id for e in events if e.workspace_id is not None and e.payload}
-    redactors = redaction.for_workspaces(
-        dict(Workspace.objects.filter(pk__in=masking).values_list("pk", "token_hash"))
-        if masking
-        else {}
-    )
+    redactors = redaction.for_workspaces(masking) if masking else {}
     rows = []
     for event in events:
         if event.workspace_id is not None and event.org_id is None:

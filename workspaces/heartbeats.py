@@ -235,7 +235,7 @@ def _quiet_beat(*, workspace_id: Any, token_hash: str, report: Report) -> bool:
 
 def _masked(workspace_id: Any, token_hash: str, report: Report) -> Report:
     """The report with the workspace's secrets masked in what the agent wrote (the page shows
-    it, events keep it). A report with no text costs nothing; one with text costs two queries
+    it, events keep it). A report with no text costs nothing; one with text costs one query
     once per instance (``redaction.for_instance``)."""
     if not (report.sample_error or report.current_task or report.runtime_metadata):
         return report

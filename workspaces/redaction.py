@@ -24,11 +24,12 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from workspaces.models import Workspace, WorkspaceSecret
+from workspaces.models import Workspace
 
 MIN_LENGTH = 3
 WITHHELD = "(withheld: it holds a secret of this workspace that could not be masked)"
@@ -183,43 +184,59 @@ class _Withholding(Redactor):
 
 def for_workspace(workspace: Workspace) -> Redactor:
     """The redactor for what ``workspace``'s agent says: its secrets and its current token."""
-    return for_workspaces({workspace.pk: workspace.token_hash})[workspace.pk]
+    return for_workspaces([workspace.pk])[workspace.pk]
 
 
-def for_workspaces(token_hashes: Mapping[Any, str]) -> dict[Any, Redactor]:
-    """A redactor for each workspace id given (with its current token's hash), in one query.
+def for_workspaces(ids: Iterable[Any]) -> dict[Any, Redactor]:
+    """A redactor for each workspace id given (its secrets, its current token), in one query.
 
     Every stored secret counts, whatever its name (one from before the name rule was still
     handed to the agent once). One that cannot be opened (its key is gone) makes that
-    workspace's redactor withhold everything: what it would mask is unknown.
+    workspace's redactor withhold everything: what it would mask is unknown. An id with no row
+    gets no redactor.
     """
+    return {pk: found.redactor() for pk, found in _read(ids).items()}
+
+
+@dataclass
+class _Found:
+    token_hash: str
+    values: dict[str, str] = field(default_factory=dict)
+    unreadable: bool = False
+
+    def redactor(self) -> Redactor:
+        if self.unreadable:
+            return _Withholding("the workspace's secrets cannot be opened to mask them")
+        return Redactor(self.values, token_hash=self.token_hash)
+
+
+def _read(ids: Iterable[Any]) -> dict[Any, _Found]:
     # Here, not at the top: the vault writes events, and events are masked with this module.
     from workspaces import vault
 
-    values: dict[Any, dict[str, str]] = {pk: {} for pk in token_hashes}
-    unreadable: set[Any] = set()
+    found: dict[Any, _Found] = {}
     ring = vault.keyring()
-    rows = WorkspaceSecret.objects.filter(workspace_id__in=list(token_hashes)).values_list(
-        "workspace_id", "key", "value_encrypted"
+    # One statement: each row's token hash, and its secrets by a LEFT JOIN (none: one NULL row).
+    rows = (
+        Workspace.objects.filter(pk__in=list(ids))
+        .order_by()
+        .values_list("pk", "token_hash", "secrets__key", "secrets__value_encrypted")
     )
-    for workspace_id, key, blob in rows:
+    for pk, token_hash, key, blob in rows:
+        entry = found.setdefault(pk, _Found(token_hash))
+        if key is None:
+            continue
         try:
-            values[workspace_id][key] = vault.open_blob(
-                blob, workspace_id=workspace_id, key=key, ring=ring
-            )
+            entry.values[key] = vault.open_blob(blob, workspace_id=pk, key=key, ring=ring)
         except vault.SecretsUnreadable:
-            unreadable.add(workspace_id)
-    why = "the workspace's secrets cannot be opened to mask them"
-    return {
-        pk: _Withholding(why) if pk in unreadable else Redactor(values[pk], token_hash=token_hash)
-        for pk, token_hash in token_hashes.items()
-    }
+            entry.unreadable = True
+    return found
 
 
 _INSTANCES: OrderedDict[tuple[str, str], Redactor] = OrderedDict()
 _INSTANCES_LOCK = threading.Lock()
 # About 1 KB a redactor: 20,000 agents cost a web process some 20 MB; beyond, the least recently
-# heard-from agent is read again (two indexed queries) at its next report with text.
+# heard-from agent is read again (one indexed query) at its next report with text.
 INSTANCE_CACHE = 20_000
 
 
@@ -228,7 +245,7 @@ def for_instance(workspace_id: Any, token_hash: str) -> Redactor | None:
     is not the workspace's current token (the caller refuses the report anyway).
 
     Kept per process for as long as the instance lives (its token), so only an instance's first
-    report costs the two queries: what an agent can print is what it was started with, and a
+    report costs a query: what an agent can print is what it was started with, and a
     secret set since reaches it only with a new instance, hence a new token.
     """
     key = (str(workspace_id), token_hash)
@@ -236,10 +253,12 @@ def for_instance(workspace_id: Any, token_hash: str) -> Redactor | None:
         if (found := _INSTANCES.get(key)) is not None:
             _INSTANCES.move_to_end(key)
             return found
-    current = Workspace.objects.filter(pk=workspace_id, token_hash=token_hash)
-    if not token_hash or not current.exists():
+    if not token_hash:
         return None
-    redactor = for_workspaces({workspace_id: token_hash})[workspace_id]
+    found = _read([workspace_id]).get(workspace_id)
+    if found is None or not hmac.compare_digest(found.token_hash, token_hash):
+        return None
+    redactor = found.redactor()
     with _INSTANCES_LOCK:
         _INSTANCES[key] = redactor
         while len(_INSTANCES) > INSTANCE_CACHE:
