@@ -176,8 +176,7 @@ def locked_tree(
         ids.extend(frontier)
     # One query, id order: two cascades over overlapping trees lock in the same order.
     rows = {
-        ws.pk: ws
-        for ws in Workspace.objects.for_change().select_related("org").filter(pk__in=ids)
+        ws.pk: ws for ws in Workspace.objects.for_change().select_related("org").filter(pk__in=ids)
     }
     return root, [rows[pk] for pk in ids]
 
