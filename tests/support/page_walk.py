@@ -67,7 +67,26 @@ def page_urls(fills: dict[str, list[Any]]) -> Iterator[str]:
                 pytest.fail(f"{route}: no values for <{kwarg}>; add it to the fills")
             choices = [{**c, kwarg: v} for c in choices for v in values]
         for chosen in choices:
-            yield reverse(pattern.name, kwargs=chosen)
+            url = reverse(pattern.name, kwargs=chosen)
+            yield url
+            yield from fleet_page_urls(pattern.name or "", url, fills)
+
+
+def fleet_page_urls(name: str, url: str, fills: dict[str, list[Any]]) -> Iterator[str]:
+    """The polled and on-demand parts of the fleet pages (docs/architecture.md §11), asked
+    about the walk's workspaces, and a sort, a filter and a cursor that is not one."""
+    ids = [str(pk) for pk in fills.get("workspace_id", [])]
+    if name == "dashboard":
+        yield f"{url}?partial=badges&ids={','.join(ids)}"
+        yield f"{url}?sort=-heartbeat&status=online&q=a"
+        yield f"{url}?sort=state&cursor=not-a-cursor"
+    elif name == "org":
+        yield f"{url}?partial=badges&scope=tree&ids={','.join(ids)}"
+        yield f"{url}?partial=counts"
+        yield f"{url}?cursor=not-a-cursor"
+        yield from (f"{url}?partial=children&parent={pk}" for pk in ids[:2])
+    elif name == "event-log":
+        yield f"{url}?cursor=not-a-cursor"
 
 
 def admin_urls() -> Iterator[str]:
