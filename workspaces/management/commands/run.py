@@ -43,7 +43,15 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-demo", action="store_true", help="Do not seed the demo org.")
+        # The shape measured on 2 cores (heartbeats against PostgreSQL, 16 connections; the
+        # figures are in docs/registry-protocol.md, "Performance"): gthread beats sync workers
+        # (a sync worker sits idle through every commit's fsync: 130-240 heartbeats/s with 3 or
+        # 5 of them, 2.9-3.8 ms of CPU each, against 190-700/s and 1.9-3.2 ms for gthread), and
+        # one process per core with 8 threads beat 4 threads in both rounds (353 and 703/s
+        # against 251 and 591/s) and 3 or 4 processes of 4 (191-601/s). Each thread keeps one
+        # database connection (CONN_MAX_AGE): 2 x 8 is 16 of PostgreSQL's 100.
         parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--web-threads", type=int, default=8)
         parser.add_argument("--concurrency", type=int, default=4, help="Celery worker threads.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -111,7 +119,7 @@ class Command(BaseCommand):
                 "--workers",
                 str(options["web_workers"]),
                 "--threads",
-                "4",
+                str(options["web_threads"]),
                 "--graceful-timeout",
                 "5",
                 # Both logs on this console's stderr, beside Django's (settings.LOGGING):
