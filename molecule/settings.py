@@ -248,10 +248,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # A server database: each web thread and worker thread keeps its connection for a minute
     # instead of opening one per request (about 10 ms of the server's CPU each, most of a
-    # heartbeat's cost). The health check (a cheap ping when a request first uses a connection
-    # it kept) replaces one that died with the server, so a restarted PostgreSQL costs one
-    # failed request per thread at most, not a stuck process. Measured against psycopg's pool
-    # on 2 cores (docs/registry-protocol.md, "Performance"): no faster, and it needs sizing.
+    # heartbeat's cost). The health check (a ping when a request first uses a connection it
+    # kept) replaces one that died with the server, so once a restarted PostgreSQL is back no
+    # request fails on a dead connection; turning it off measured no faster. psycopg's pool was
+    # not measured: a gthread thread holds one connection for its life, which is what a pool
+    # sized to the threads would give (docs/registry-protocol.md, "Performance").
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("MOLECULE_DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
