@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from django.conf import settings
+
 from workspaces.models import Workspace
 
 MIN_LENGTH = 3
@@ -235,9 +237,6 @@ def _read(ids: Iterable[Any]) -> dict[Any, _Found]:
 
 _INSTANCES: OrderedDict[tuple[str, str], Redactor] = OrderedDict()
 _INSTANCES_LOCK = threading.Lock()
-# About 1 KB a redactor: 20,000 agents cost a web process some 20 MB; beyond, the least recently
-# heard-from agent is read again (one indexed query) at its next report with text.
-INSTANCE_CACHE = 20_000
 
 
 def for_instance(workspace_id: Any, token_hash: str) -> Redactor | None:
@@ -261,6 +260,6 @@ def for_instance(workspace_id: Any, token_hash: str) -> Redactor | None:
     redactor = found.redactor()
     with _INSTANCES_LOCK:
         _INSTANCES[key] = redactor
-        while len(_INSTANCES) > INSTANCE_CACHE:
+        while len(_INSTANCES) > settings.MOLECULE_REDACTION_CACHE:
             _INSTANCES.popitem(last=False)
     return redactor
