@@ -7,4 +7,4 @@ COPY pyproject.toml uv.lock .python-version ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY . .
 EXPOSE 8000
-CMD ["gunicorn", "molecule.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]
+CMD ["gunicorn", "molecule.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "8"]
