@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from api import a2a, events, keys, orgs, workspace_secrets, workspaces
+from api import a2a, events, files, keys, orgs, workspace_secrets, workspaces
 from api.http import route
 
 WS = "orgs/<slug:slug>/workspaces/<uuid:workspace_id>"
@@ -39,6 +39,22 @@ urlpatterns = [
     ),
     # Before the verb pattern, which "a2a" would otherwise match.
     path(f"{WS}/a2a", route(POST=a2a.send), name="api-workspace-a2a"),
+    path(f"{WS}/files/<slug:root>", route(GET=files.list_files), name="api-workspace-files"),
+    path(
+        f"{WS}/files/<slug:root>/content",
+        route(GET=files.read_file, PUT=files.put_file, DELETE=files.delete_file),
+        name="api-workspace-file",
+    ),
+    path(
+        f"{WS}/files/<slug:root>/download",
+        route(GET=files.download),
+        name="api-workspace-file-download",
+    ),
+    path(
+        f"{WS}/files/<slug:root>/rename",
+        route(POST=files.rename),
+        name="api-workspace-file-rename",
+    ),
     path(f"{WS}/<slug:verb>", route(POST=workspaces.run_verb), name="api-workspace-verb"),
     path(
         "orgs/<slug:slug>/tokens",

@@ -61,6 +61,7 @@ def world(recording: dict[str, Any], settings: Any) -> World:
         "token_id": list(OrgApiToken.objects.values_list("pk", flat=True)),
         "key_id": list(PartnerApiKey.objects.values_list("pk", flat=True)),
         "event_id": [imported.pk],
+        "root": ["configs", "workspace", "no-such-root"],
     }
     return World(org, workspaces, lead, fills)
 

@@ -105,6 +105,13 @@ ODD_TEXT = [
     "<script>alert(1)</script>",
     "' OR 1=1 --",
     "%00",
+    ".auth_token",
+    "a/../b",
+    "./a",
+    "a//b",
+    "a\\b",
+    "é/ü ☃.md",
+    "d/" * 300,
 ]
 ODD_NUMBERS: list[Any] = [
     0,
@@ -278,6 +285,9 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "since": st.just("2020-01-01T00:00:00Z"),
     "until": st.just("2030-01-01T00:00:00+02:00"),
     "cursor": st.just("100"),
+    # A file's path in a workspace's storage, and a new one.
+    "path": st.sampled_from(["notes.md", "a/b.txt", ""]),
+    "to": st.sampled_from(["renamed.md", "c/d.txt"]),
     # An A2A JSON-RPC request's members.
     "jsonrpc": st.just("2.0"),
     "id": st.sampled_from(["req-1", 7]),
@@ -290,6 +300,7 @@ BODIES = {
     ("api-workspace", "PATCH"): [*dispatch.EDITABLE, "parent"],
     ("api-workspace-secret", "PUT"): ["value"],
     ("api-workspace-a2a", "POST"): ["jsonrpc", "id", "method", "params"],
+    ("api-workspace-file-rename", "POST"): ["path", "to"],
     ("api-tokens", "POST"): ["name", "expires_at", "expires_in_days"],
     ("api-partner-keys", "POST"): [
         "name",
@@ -325,6 +336,11 @@ QUERIES = {
     ],
     ("api-tokens", "GET"): ["include_revoked"],
     ("api-partner-keys", "GET"): ["include_revoked"],
+    ("api-workspace-files", "GET"): ["path"],
+    ("api-workspace-file", "GET"): ["path"],
+    ("api-workspace-file", "PUT"): ["path"],
+    ("api-workspace-file", "DELETE"): ["path"],
+    ("api-workspace-file-download", "GET"): ["path"],
 }
 # Routes whose methods take neither a body nor a query parameter (their URL is their input).
 PLAIN = {
@@ -384,6 +400,10 @@ def url_argument(name: str, world: dict[str, Any]) -> st.SearchStrategy[str]:
         return st.one_of(
             st.sampled_from(["OPENAI_API_KEY", "NEW_KEY", "MOLECULE_X", "PATH"]),
             text.filter(lambda item: item and "/" not in item),
+        )
+    if name == "root":
+        return st.one_of(
+            st.sampled_from(["configs", "workspace", "etc"]), st.from_regex(r"\A[-a-zA-Z0-9_]+\Z")
         )
     raise AssertionError(f"no strategy for the URL argument {name!r}: add one")
 
@@ -546,6 +566,9 @@ FORM_VALID: dict[str, st.SearchStrategy[Any]] = {
     "since": st.just("2020-01-01T00:00"),
     "until": st.just("2030-01-01"),
     "page": st.just("2"),
+    "root": st.sampled_from(["configs", "workspace"]),
+    "path": st.sampled_from(["notes.md", "a/b.txt"]),
+    "to": st.just("renamed.md"),
 }
 YAML_TEXT = st.one_of(
     st.sampled_from(
@@ -572,6 +595,9 @@ FORMS = {
     ),
     "secret-set": ("/workspaces/{id}/secrets/", ["key", "value"]),
     "message": ("/workspaces/{id}/message/", ["text"]),
+    "file-save": ("/workspaces/{id}/files/file/", ["root", "path", "text"]),
+    "file-rename": ("/workspaces/{id}/files/rename/", ["root", "path", "to"]),
+    "file-delete": ("/workspaces/{id}/files/delete/", ["root", "path"]),
     "org-import": ("/orgs/import/", ["text", "into", "env"]),
     "token-mint": ("/tokens/new/", ["org", "name", "expires_in_days"]),
     "event-log": ("/events/", ["org", "workspace", "type", "actor", "since", "until", "page"]),
@@ -598,7 +624,8 @@ def test_the_forms_never_answer_5xx_and_refusals_write_nothing(
             response = client.get(f"{path}?{query_string(fields)}")
             judge(response, before, json_only=False, refused=True)  # a read: never a write
             return
-        headers = {"HX-Request": "true"} if form in ("secret-set", "message") else {}
+        htmx = ("secret-set", "message", "file-save", "file-rename", "file-delete")
+        headers = {"HX-Request": "true"} if form in htmx else {}
         response = client.post(
             path,
             data=form_body(fields),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from workspaces import scenarios
+from workspaces import scenarios, scenarios_files
 from workspaces.dispatch import probes
 from workspaces.models import ParityResult, ParityRun
 
@@ -34,7 +34,10 @@ class Row:
 
     @property
     def scenario(self) -> Callable[[scenarios.Context], None]:
-        return getattr(scenarios, f"scenario_{self.id}")
+        name = f"scenario_{self.id}"
+        # The rows that reach into a workspace's storage keep their scenarios in a module of
+        # their own.
+        return getattr(scenarios, name, None) or getattr(scenarios_files, name)
 
 
 ROWS = [

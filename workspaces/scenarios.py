@@ -477,7 +477,3 @@ def scenario_a2a(ctx: Context) -> None:
         A2A_TEXT not in str(payload) and "heard" not in str(payload),
         "the exchange's event holds the message's text",
     )
-
-
-# Rows kept in modules of their own, found here by name (parity.Row.scenario).
-from workspaces.scenarios_files import scenario_files  # noqa: E402, F401

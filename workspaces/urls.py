@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workspaces import a2a_views, parity_views, secret_views, views
+from workspaces import a2a_views, file_views, parity_views, secret_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -26,6 +26,28 @@ urlpatterns = [
         "workspaces/<uuid:workspace_id>/message/",
         a2a_views.message_send,
         name="workspace-message",
+    ),
+    path("workspaces/<uuid:workspace_id>/files/", file_views.files_browse, name="workspace-files"),
+    path("workspaces/<uuid:workspace_id>/files/file/", file_views.file_open, name="workspace-file"),
+    path(
+        "workspaces/<uuid:workspace_id>/files/upload/",
+        file_views.file_upload,
+        name="workspace-file-upload",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/files/rename/",
+        file_views.file_rename,
+        name="workspace-file-rename",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/files/delete/",
+        file_views.file_delete,
+        name="workspace-file-delete",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/files/download/",
+        file_views.file_download,
+        name="workspace-file-download",
     ),
     path(
         "workspaces/<uuid:workspace_id>/<slug:verb>/",

@@ -13,6 +13,14 @@ from typing import ClassVar
 
 from workspaces.backends.base import Backend, BackendError, Instance, InstanceSpec
 from workspaces.backends.docker import DockerBackend
+from workspaces.backends.files import (
+    FileEntry,
+    FileProblem,
+    Listing,
+    Storage,
+    missing,
+    sorted_listing,
+)
 
 _ids = itertools.count(1)
 
@@ -30,6 +38,8 @@ class RecordingBackend(Backend):
         self.specs: list[InstanceSpec] = []
         self.fail_next: BackendError | None = None
         self.lock = threading.Lock()
+        # (workspace id, root) -> path -> bytes: files in memory, folders implied by paths.
+        self.files: dict[tuple[str, str], dict[str, bytes]] = {}
 
     def _maybe_fail(self) -> None:
         if self.fail_next is not None:
@@ -68,6 +78,51 @@ class RecordingBackend(Backend):
 
     def workspaces_running(self) -> list[str]:
         return [spec.workspace_id for spec in self.running.values()]
+
+    # --- files, in memory: enough for dispatch's rules, events and the doors around them ------
+    def _tree(self, storage: Storage, root: str) -> dict[str, bytes]:
+        return self.files.setdefault((storage.workspace_id, root), {})
+
+    def list_files(self, storage: Storage, root: str, path: str) -> Listing:
+        tree, prefix = self._tree(storage, root), f"{path}/" if path else ""
+        if path in tree:
+            raise FileProblem("conflict", f"{path} is not a folder.")
+        found: dict[str, FileEntry] = {}
+        for name, data in tree.items():
+            if name.startswith(prefix):
+                first, _, rest = name[len(prefix) :].partition("/")
+                found[first] = FileEntry(first, "folder" if rest else "file", len(data))
+        if path and not found:
+            raise missing(root, path)
+        return sorted_listing(list(found.values()))
+
+    def read_file(self, storage: Storage, root: str, path: str, *, max_bytes: int) -> bytes:
+        tree = self._tree(storage, root)
+        if path not in tree:
+            raise missing(root, path)
+        if len(tree[path]) > max_bytes:
+            raise FileProblem("too_large", f"{path} is larger than {max_bytes} bytes.")
+        return tree[path]
+
+    def write_file(self, storage: Storage, root: str, path: str, data: bytes) -> None:
+        self.calls.append(("write_file", path))
+        self._tree(storage, root)[path] = data
+
+    def rename_file(self, storage: Storage, root: str, path: str, new_path: str) -> None:
+        tree = self._tree(storage, root)
+        if path not in tree:
+            raise missing(root, path)
+        if new_path in tree:
+            raise FileProblem("conflict", f"{new_path} exists already.")
+        tree[new_path] = tree.pop(path)
+
+    def delete_file(self, storage: Storage, root: str, path: str) -> None:
+        tree = self._tree(storage, root)
+        gone = [name for name in tree if name == path or name.startswith(f"{path}/")]
+        if not gone:
+            raise missing(root, path)
+        for name in gone:
+            del tree[name]
 
 
 class LocalRecording(RecordingBackend):

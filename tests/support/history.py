@@ -24,6 +24,7 @@ from orgs.models import Org
 from workspaces import dispatch, heartbeats, lifecycle, vault
 from workspaces.backends import BackendError
 from workspaces.bearer_secrets import hash_token
+from workspaces.dispatch import files
 from workspaces.models import EventType, Status, StructureEvent, SweepState, Workspace
 
 ORG_FILE = """\
@@ -137,6 +138,14 @@ def lived_history(recording: dict[str, Any], settings: Any) -> Org:
     # is recorded with its failure.
     with contextlib.suppress(dispatch.AgentFailed):
         dispatch.send_message(workspace_id=lead.pk, actor="test:history", text="history")
+    # A file written, renamed and deleted in the lead's configs.
+    files.write_file(
+        workspace_id=lead.pk, actor="test:history", root="configs", path="a.md", data=b"a"
+    )
+    files.rename_file(
+        workspace_id=lead.pk, actor="test:history", root="configs", path="a.md", new_path="b.md"
+    )
+    files.delete_file(workspace_id=lead.pk, actor="test:history", root="configs", path="b.md")
     vault.set_secret(workspace_id=lead.pk, key="EXTRA", value="v", actor="test:history")
     vault.delete_secret(workspace_id=lead.pk, key="EXTRA", actor="test:history")
     minted = api_tokens.mint(org=org, name="history", created_by="test:history")

@@ -37,13 +37,30 @@ from django.db import transaction
 from workspaces import backends, events, redaction
 from workspaces.backends import BackendError, Verdict
 from workspaces.backends.configs import TOKEN_FILE, path_problem
-from workspaces.backends.files import CONFIGS, ROOTS, FileProblem, Listing, Storage
+from workspaces.backends.files import CONFIGS, ROOTS, FileProblem, Listing, Storage, join
 from workspaces.dispatch.core import InvalidRequest, no_backend_reason
 from workspaces.lifecycle import Refused
 from workspaces.models import EventType, Status, Workspace
 from workspaces.tiers import tier_settings
 
 ROW = "files"
+__all__ = [
+    # For the doors: the roots, a listing, and how a folder and a name make a path.
+    "CONFIGS",
+    "ROOTS",
+    "FileNotFound",
+    "FileTooLarge",
+    "FileView",
+    "FilesFailed",
+    "Listing",
+    "delete_file",
+    "download",
+    "join",
+    "list_files",
+    "read_file",
+    "rename_file",
+    "write_file",
+]
 
 
 class FileNotFound(LookupError):
@@ -213,7 +230,8 @@ def write_file(
             try:
                 current = backend.read_file(storage, root, path, max_bytes=text_cap())
             except FileProblem as problem:
-                if problem.kind != "missing":
+                # Nothing readable there (none, a folder, a link): the write itself decides.
+                if problem.kind not in ("missing", "conflict"):
                     raise
             else:
                 text = as_text(current)

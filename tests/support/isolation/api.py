@@ -64,6 +64,17 @@ API_CALLS: dict[tuple[str, str], Call | tuple[Call, ...]] = {
     ("api-workspace-a2a", "POST"): Call(
         Expect(409, error_has="running instance"), body=lambda w: text_request("Hello")
     ),
+    # Files of A's workspace (the recording backend's, in memory): a.md does not exist.
+    ("api-workspace-files", "GET"): Call(Expect(200), query="?path="),
+    ("api-workspace-file", "GET"): Call(Expect(404, error_has="a.md"), query="?path=a.md"),
+    ("api-workspace-file", "PUT"): Call(
+        Expect(200, changes=True), body=lambda w: "hello", query="?path=a.md"
+    ),
+    ("api-workspace-file", "DELETE"): Call(Expect(404, error_has="a.md"), query="?path=a.md"),
+    ("api-workspace-file-download", "GET"): Call(Expect(404, error_has="a.md"), query="?path=a.md"),
+    ("api-workspace-file-rename", "POST"): Call(
+        Expect(404, error_has="a.md"), body=lambda w: {"path": "a.md", "to": "b.md"}
+    ),
     ("api-tokens", "GET"): Call(Expect(200, present=("token", "victim"))),
     ("api-tokens", "POST"): Call(Expect(201, changes=True), body=lambda w: {"name": "from-api"}),
     ("api-token", "DELETE"): Call(Expect(204, changes=True)),

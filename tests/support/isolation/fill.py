@@ -25,6 +25,8 @@ FILL: dict[str, Callable[[World, Route, bool], Any]] = {
     "key_id": lambda w, r, own: w.key_a.pk,
     "key": lambda w, r, own: w.secret_key,
     "verb": lambda w, r, own: VERBS[r.key],
+    # A file root (A's workspace's files are the recording backend's, in memory).
+    "root": lambda w, r, own: "configs",
     # The admin's.
     "object_id": lambda w, r, own: admin_object(w, r),
     "content_type_id": lambda w, r, own: ContentType.objects.get_for_model(Org).pk,

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.files.uploadedfile import SimpleUploadedFile
+
 from tests.support.isolation.expect import Expect
 from tests.support.isolation.request import Request, get, partial, post
 from tests.support.isolation.world import World
@@ -36,6 +38,12 @@ class Page:
 
 
 POST_ONLY = Page(get(), Expect(405), scope="post-only")
+
+
+def upload() -> SimpleUploadedFile:
+    return SimpleUploadedFile("a.md", b"hello", content_type="text/markdown")
+
+
 SHOWN = Expect(200, present=("workspace",))
 
 PAGES: dict[str, list[Page]] = {
@@ -108,6 +116,56 @@ PAGES: dict[str, list[Page]] = {
             Expect(409, present=("workspace",)),
             write=True,
         ),
+    ],
+    # Files of A's workspace (the recording backend's, in memory): a.md and folder a do not
+    # exist, so reads and changes of them are refused with the reason and change nothing.
+    "workspace-files": [
+        Page(get("?root=configs"), Expect(200, present=("workspace",))),
+        Page(get("?root=workspace&path=a", htmx=True), Expect(409, present=("workspace",))),
+    ],
+    "workspace-file": [
+        # A file that does not exist opens as a new one.
+        Page(get("?root=configs&path=a.md"), Expect(200, present=("workspace",))),
+        Page(get("?root=configs&path=a.md", htmx=True), Expect(200, present=("workspace",))),
+        Page(
+            post(lambda w: {"root": "configs", "path": "a.md", "text": "hello"}),
+            Expect(
+                302, location="/workspaces/{ws_a}/files/file/?root=configs&path=a.md", changes=True
+            ),
+            write=True,
+        ),
+        Page(
+            post(lambda w: {"root": "configs", "path": "a.md", "text": "hello"}, htmx=True),
+            Expect(200, present=("workspace",), changes=True),
+            write=True,
+        ),
+    ],
+    "workspace-file-upload": [
+        POST_ONLY,
+        Page(
+            post(lambda w: {"root": "configs", "path": "", "file": upload()}),
+            Expect(302, location="/workspaces/{ws_a}/files/?root=configs", changes=True),
+            write=True,
+        ),
+    ],
+    "workspace-file-rename": [
+        POST_ONLY,
+        Page(
+            post(lambda w: {"root": "configs", "path": "a.md", "to": "b.md"}, htmx=True),
+            Expect(409, present=("workspace",)),
+            write=True,
+        ),
+    ],
+    "workspace-file-delete": [
+        Page(get("?root=configs&path=a.md"), Expect(200, present=("workspace",)), write=True),
+        Page(
+            post(lambda w: {"root": "configs", "path": "a.md"}),
+            Expect(302, location="/workspaces/{ws_a}/files/?root=configs"),
+            write=True,
+        ),
+    ],
+    "workspace-file-download": [
+        Page(get("?root=configs&path=a.md"), Expect(404, present=("workspace",))),
     ],
     "workspace-verb": [
         Page(get(), Expect(200, present=("workspace",)), write=True),
