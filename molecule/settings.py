@@ -475,6 +475,8 @@ if not 1024 <= MOLECULE_FILE_MAX_BYTES <= MOLECULE_FILE_TRANSFER_MAX_BYTES <= 64
         "MOLECULE_FILE_MAX_BYTES must be at least 1024 and at most "
         "MOLECULE_FILE_TRANSFER_MAX_BYTES, which must be at most 64 MiB."
     )
+# The plugin catalogue (workspaces/plugins.py): one folder per plugin, each with plugin.toml.
+MOLECULE_PLUGINS_DIR = env.str("MOLECULE_PLUGINS_DIR", default=str(BASE_DIR / "plugins"))
 
 # The controlplane backend (workspaces/backends/controlplane.py, docs/controlplane-api.md).
 MOLECULE_CONTROLPLANE_URL = env.str("MOLECULE_CONTROLPLANE_URL", default="http://127.0.0.1:9100")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from workspaces import plugins as catalogue
 from workspaces.configfile import render
 from workspaces.models import Workspace, WorkspaceFile
 
-__all__ = ["config", "files", "render"]
+__all__ = ["config", "files", "missing_plugins", "render"]
 
 DEFAULT_MODEL = "anthropic:claude-opus-4-7"
 CLAUDE_CODE_MODEL = "sonnet"
@@ -60,9 +61,21 @@ def config(workspace: Workspace) -> dict[str, Any]:
     return content
 
 
+def _plugin_names(workspace: Workspace) -> list[str]:
+    names = (workspace.template or {}).get("plugins")
+    return [str(name) for name in names] if isinstance(names, list) else []
+
+
+def missing_plugins(workspace: Workspace) -> list[str]:
+    """The plugins the workspace names that the catalogue (MOLECULE_PLUGINS_DIR) lacks."""
+    return catalogue.delivered(_plugin_names(workspace))[1]
+
+
 def files(workspace: Workspace) -> dict[str, bytes]:
-    """The files beside config.yaml: the template's files_dir, then what the settings make."""
-    found = {
+    """The files beside config.yaml: the plugins it names (from the catalogue, under
+    ``plugins/<name>/``), the template's files_dir, then what the settings make."""
+    found, _ = catalogue.delivered(_plugin_names(workspace))
+    found |= {
         row.path: bytes(row.content)
         for row in WorkspaceFile.objects.filter(workspace=workspace).order_by("path")
     }

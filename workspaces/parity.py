@@ -84,6 +84,12 @@ ROWS = [
         "a file written into the configs reaches the agent, reads back, is renamed and deleted; "
         "/workspace too",
     ),
+    Row(
+        "plugins",
+        "Plugins",
+        "a template's plugin arrives at provision; one installed live reaches the agent, is "
+        "listed, survives a restart and goes on uninstall",
+    ),
 ]
 ROW_IDS = [row.id for row in ROWS]
 

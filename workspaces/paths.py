@@ -122,3 +122,29 @@ def workspace_dir_problem(value: object, *, exact_spelling: bool = True) -> str 
     if exact_spelling and spelt:
         return f"{value} is not written plainly: write it as {normal}"
     return None
+
+
+def relative_path_problem(path: object, *, max_path: int = 500, max_part: int = 255) -> str | None:
+    """Why ``path`` cannot name something inside a root (the agent's configs directory, a
+    workspace's storage, a plugin's folder), or None.
+
+    Only plain relative paths: no absolute path, no ``..`` or ``.`` segment, no empty segment
+    (``a//b``, a trailing slash), no backslash, no NUL or other control character.
+    """
+    if not isinstance(path, str) or not path:
+        return "is empty"
+    shown = repr(path[:80])
+    if len(path) > max_path:
+        return f"{shown}… is longer than {max_path} characters"
+    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        return f"{shown} holds a NUL or another control character"
+    if path.startswith("/"):
+        return f"{shown} is an absolute path"
+    if "\\" in path:
+        return f"{shown} holds a backslash"
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            return f"{shown} holds an empty, '.' or '..' segment"
+        if len(part.encode()) > max_part:
+            return f"{shown} has a segment longer than {max_part} bytes"
+    return None

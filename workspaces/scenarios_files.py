@@ -1,4 +1,4 @@
-"""The parity rows that reach into a workspace's storage: ``files`` (and what builds on it).
+"""The parity rows that reach into a workspace's storage: ``files`` and ``plugins``.
 
 Run like every scenario (workspaces/scenarios.py, which imports these): real workspaces on the
 backend under test, changes made through dispatch, and the agent itself asked what it reads now
@@ -16,9 +16,17 @@ from typing import Any
 from urllib.parse import quote
 
 from workspaces import dispatch
-from workspaces.dispatch import files
+from workspaces import plugins as catalogue
+from workspaces.dispatch import files, plugins
 from workspaces.models import EventType, Status, Workspace
-from workspaces.scenarios import ACTOR, Context, ScenarioFailed, _expect
+from workspaces.scenarios import (
+    ACTOR,
+    Context,
+    ScenarioFailed,
+    ScenarioSkipped,
+    _expect,
+    _templated,
+)
 
 FILES_FIRST = "# Parity notes\nwritten through the console \u2713\n"
 FILES_SECOND = "# Parity notes\nedited: the agent must read this line\n"
@@ -143,4 +151,56 @@ def scenario_files(ctx: Context) -> None:
     _expect(
         not any("Parity notes" in str(payload) or "42\n" in str(payload) for _, payload in changes),
         "a file event holds the file's content",
+    )
+
+
+PROBE = "parity-probe"
+PROBE_SKILL = f"plugins/{PROBE}/SKILL.md"
+
+
+def scenario_plugins(ctx: Context) -> None:
+    probe = catalogue.get(PROBE)
+    if probe is None:
+        raise ScenarioSkipped(f"the plugin catalogue (MOLECULE_PLUGINS_DIR) has no {PROBE}")
+    skill = probe.files["SKILL.md"].decode()
+
+    # Named by a template: delivered at provision; one the catalogue lacks is a warning event.
+    templated = _templated(ctx, "plugins-at-start", template={"plugins": [PROBE, "no-such-plugin"]})
+    _sees(ctx, templated, PROBE_SKILL, skill)
+    missing = ctx.row(templated).events.filter(event_type=EventType.PLUGIN_MISSING).first()
+    _expect(
+        missing is not None and missing.payload.get("plugin") == "no-such-plugin",
+        "a template's plugin missing from the catalogue left no PLUGIN_MISSING event",
+    )
+
+    # Installed live on a running workspace, listed back, kept across a restart, removed.
+    workspace = ctx.online("plugins")
+    wid = workspace.pk
+    plugins.install_plugin(workspace_id=wid, actor=ACTOR, name=PROBE)
+    _sees(ctx, workspace, PROBE_SKILL, skill)
+    listed = [(p.name, p.version) for p in plugins.installed_plugins(workspace_id=wid)]
+    _expect(listed == [(PROBE, probe.version)], f"the installed plugins read back as {listed}")
+    before = ctx.row(workspace).instance_id
+    dispatch.restart(workspace_id=wid, actor=ACTOR)
+    restarted = ctx.wait(
+        "a new instance coming online",
+        lambda: (
+            (row := ctx.row(workspace)).status == Status.ONLINE
+            and row.instance_id != before
+            and row
+        ),
+    )
+    _sees(ctx, restarted, PROBE_SKILL, skill)
+    plugins.uninstall_plugin(workspace_id=wid, actor=ACTOR, name=PROBE)
+    _sees(ctx, restarted, PROBE_SKILL, None)
+    left = plugins.installed_plugins(workspace_id=wid)
+    _expect(left == [], f"after the uninstall the configs still hold {left}")
+    kinds = sorted(
+        ctx.row(workspace)
+        .events.filter(event_type__startswith="PLUGIN_")
+        .values_list("event_type", flat=True)
+    )
+    _expect(
+        kinds == [EventType.PLUGIN_INSTALLED, EventType.PLUGIN_UNINSTALLED],
+        f"install and uninstall left the events {kinds}",
     )

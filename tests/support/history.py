@@ -24,7 +24,7 @@ from orgs.models import Org
 from workspaces import dispatch, heartbeats, lifecycle, vault
 from workspaces.backends import BackendError
 from workspaces.bearer_secrets import hash_token
-from workspaces.dispatch import files
+from workspaces.dispatch import files, plugins
 from workspaces.models import EventType, Status, StructureEvent, SweepState, Workspace
 
 ORG_FILE = """\
@@ -123,6 +123,8 @@ def lived_history(recording: dict[str, Any], settings: Any) -> Org:
     recording["local"].fail_next = BackendError("the engine refused to stop it", permanent=True)
     with _committing():
         dispatch.stop(workspace_id=other.pk, actor="test:history")  # stop + BACKEND_CALL_FAILED
+    # A plugin the catalogue lacks, named by the template: a warning event at the start.
+    Workspace.objects.filter(pk=other.pk).update(template={"plugins": ["no-such-plugin"]})
     with _committing():
         dispatch.provision(workspace_id=other.pk, actor="test:history")  # provision
         dispatch.pause(workspace_id=other.pk, actor="test:history")  # pause
@@ -146,6 +148,8 @@ def lived_history(recording: dict[str, Any], settings: Any) -> Org:
         workspace_id=lead.pk, actor="test:history", root="configs", path="a.md", new_path="b.md"
     )
     files.delete_file(workspace_id=lead.pk, actor="test:history", root="configs", path="b.md")
+    plugins.install_plugin(workspace_id=lead.pk, actor="test:history", name="parity-probe")
+    plugins.uninstall_plugin(workspace_id=lead.pk, actor="test:history", name="parity-probe")
     vault.set_secret(workspace_id=lead.pk, key="EXTRA", value="v", actor="test:history")
     vault.delete_secret(workspace_id=lead.pk, key="EXTRA", actor="test:history")
     minted = api_tokens.mint(org=org, name="history", created_by="test:history")

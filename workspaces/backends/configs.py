@@ -21,6 +21,7 @@ from django.http.request import split_domain_port, validate_host
 
 from workspaces.backends.base import BackendError, InstanceSpec
 from workspaces.configfile import render
+from workspaces.paths import relative_path_problem
 
 TOKEN_FILE = ".auth_token"
 CONFIG_FILE = "config.yaml"
@@ -37,28 +38,9 @@ DIR_MODE = 0o700
 
 
 def path_problem(path: object) -> str | None:
-    """Why ``path`` cannot name a file in the configs directory, or None.
-
-    Only plain relative paths: no absolute path, no ``..`` or ``.`` segment, no empty segment
-    (``a//b``, a trailing slash), no backslash, no NUL or other control character.
-    """
-    if not isinstance(path, str) or not path:
-        return "is empty"
-    shown = repr(path[:80])
-    if len(path) > MAX_PATH:
-        return f"{shown}… is longer than {MAX_PATH} characters"
-    if any(ord(char) < 32 or ord(char) == 127 for char in path):
-        return f"{shown} holds a NUL or another control character"
-    if path.startswith("/"):
-        return f"{shown} is an absolute path"
-    if "\\" in path:
-        return f"{shown} holds a backslash"
-    for part in path.split("/"):
-        if part in ("", ".", ".."):
-            return f"{shown} holds an empty, '.' or '..' segment"
-        if len(part.encode()) > MAX_PART:
-            return f"{shown} has a segment longer than {MAX_PART} bytes"
-    return None
+    """Why ``path`` cannot name a file in the configs directory, or None (the shared rule of
+    workspaces/paths.py: plain relative paths only)."""
+    return relative_path_problem(path, max_path=MAX_PATH, max_part=MAX_PART)
 
 
 def contents(spec: InstanceSpec, *, port: int) -> dict[str, bytes]:

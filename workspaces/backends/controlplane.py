@@ -103,6 +103,10 @@ class ControlPlaneBackend(ControlPlaneFiles, Backend):
             "from the provision request at every start, so a file written there lasts until "
             "the next start (on local and docker it stays), and a stopped workspace has none."
         ),
+        "plugins": parity(
+            "Live through the control plane's files endpoints into the VM's /configs; every "
+            "start delivers the workspace's plugins again with the provision request's configs."
+        ),
         **{
             f"tier_{n}": divergent(
                 "Each workspace is a VM: its isolation is the VM boundary, and the control plane "

@@ -107,6 +107,8 @@ class DockerBackend(DockerFiles, Backend):
         "a2a": parity(),
         # The archive API, on the container or a helper mounting its volumes (docker_files.py).
         "files": parity(),
+        # Written into the /configs volume through the archive API (live, no restart).
+        "plugins": parity(),
     }
     agents_call_in_from_outside_loopback = True  # through molecule-net's gateway
     # T3 runs privileged in the host's PID namespace and T4 holds the engine's socket: both are

@@ -321,6 +321,8 @@ class LocalBackend(LocalFiles, Backend):
         "a2a": parity(),
         # The workspace's directories, walked without following a link (local_files.py).
         "files": parity(),
+        # Written into the configs directory through the same file methods (live).
+        "plugins": parity(),
         "tier_1": divergent(
             "A process gets no read-only root and no namespaces of its own: memory (RLIMIT_AS) "
             "and one CPU (affinity) are applied and /workspace is withheld. / is not read-only, "

@@ -16,7 +16,8 @@ How every verb works:
 Modules: ``verbs`` (what operators call), ``teams`` (expand, collapse, move) and
 ``team_rows`` (the Team rows they keep), ``edits`` (changes to a workspace's own fields),
 ``reconciler`` (the backend side of every verb), ``a2a`` (messages to an agent), ``files``
-(files in a workspace's storage: ``dispatch.files.list_files`` etc.), ``sweeps``
+(files in a workspace's storage: ``dispatch.files.list_files`` etc.), ``plugins`` (the
+catalogue's plugins on a workspace, through the same file methods), ``sweeps``
 (what beat runs), ``probes`` (the parity check's read-only looks at the backends), ``core``
 (locks and transitions they share).
 

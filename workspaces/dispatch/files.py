@@ -116,7 +116,7 @@ def check_path(root: str, path: object, *, folder_ok: bool = False) -> str:
     return path
 
 
-def _target(workspace_id: Any) -> tuple[Workspace, backends.Backend, Storage]:
+def target(workspace_id: Any) -> tuple[Workspace, backends.Backend, Storage]:
     workspace = Workspace.objects.get(pk=workspace_id)
     if workspace.status == Status.REMOVED:
         raise Refused(f"Workspace {workspace.name!r} was deleted with its storage.")
@@ -135,7 +135,7 @@ def _target(workspace_id: Any) -> tuple[Workspace, backends.Backend, Storage]:
     return workspace, backend, storage
 
 
-def _translated(error: BackendError) -> Exception:
+def translated(error: BackendError) -> Exception:
     if isinstance(error, FileProblem):
         if error.kind == "missing":
             return FileNotFound(error.message)
@@ -148,21 +148,21 @@ def _translated(error: BackendError) -> Exception:
 def list_files(*, workspace_id: Any, root: str, path: str = "") -> Listing:
     root = check_root(root)
     path = check_path(root, path, folder_ok=True)
-    _, backend, storage = _target(workspace_id)
+    _, backend, storage = target(workspace_id)
     try:
         return backend.list_files(storage, root, path)
     except BackendError as error:
-        raise _translated(error) from None
+        raise translated(error) from None
 
 
 def _read(workspace_id: Any, root: str, path: str, cap: int) -> tuple[Workspace, bytes]:
     root = check_root(root)
     path = check_path(root, path)
-    workspace, backend, storage = _target(workspace_id)
+    workspace, backend, storage = target(workspace_id)
     try:
         return workspace, backend.read_file(storage, root, path, max_bytes=cap)
     except BackendError as error:
-        raise _translated(error) from None
+        raise translated(error) from None
 
 
 def as_text(data: bytes) -> str | None:
@@ -224,7 +224,7 @@ def write_file(
     cap = transfer_cap() if upload else text_cap()
     if len(data) > cap:
         raise FileTooLarge(f"The file holds {len(data)} bytes, more than {cap}.")
-    workspace, backend, storage = _target(workspace_id)
+    workspace, backend, storage = target(workspace_id)
     try:
         if not upload:
             try:
@@ -242,7 +242,7 @@ def write_file(
                     )
         backend.write_file(storage, root, path, bytes(data))
     except BackendError as error:
-        raise _translated(error) from None
+        raise translated(error) from None
     _record(
         workspace,
         actor,
@@ -257,20 +257,20 @@ def rename_file(*, workspace_id: Any, actor: str, root: str, path: str, new_path
     path, new_path = check_path(root, path), check_path(root, new_path)
     if new_path == path:
         raise InvalidRequest("The new path is the same as the old one.")
-    workspace, backend, storage = _target(workspace_id)
+    workspace, backend, storage = target(workspace_id)
     try:
         backend.rename_file(storage, root, path, new_path)
     except BackendError as error:
-        raise _translated(error) from None
+        raise translated(error) from None
     _record(workspace, actor, EventType.FILE_RENAMED, {"root": root, "path": path, "to": new_path})
 
 
 def delete_file(*, workspace_id: Any, actor: str, root: str, path: str) -> None:
     root = check_root(root)
     path = check_path(root, path)
-    workspace, backend, storage = _target(workspace_id)
+    workspace, backend, storage = target(workspace_id)
     try:
         backend.delete_file(storage, root, path)
     except BackendError as error:
-        raise _translated(error) from None
+        raise translated(error) from None
     _record(workspace, actor, EventType.FILE_DELETED, {"root": root, "path": path})

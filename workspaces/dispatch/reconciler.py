@@ -165,6 +165,19 @@ def _claim(workspace_id: Any, generation: int) -> Plan | str:
             token = bearer_secrets.mint()
             try:
                 plan.spec = _spec(workspace, token)
+                # A plugin the catalogue lacks is news for the operator, not a failed start:
+                # the agent starts with the others (Molecule skips an unknown plugin too).
+                for name in agent_config.missing_plugins(workspace):
+                    record_event(
+                        EventType.PLUGIN_MISSING,
+                        actor="system:provision",
+                        workspace=workspace,
+                        payload={
+                            "plugin": name[:100],
+                            "error": f"Plugin {name[:100]!r} is not in the catalogue "
+                            "(MOLECULE_PLUGINS_DIR); the agent starts without it.",
+                        },
+                    )
             except (vault.SecretsUnreadable, BackendError) as error:
                 # Recorded in phase 3: never start an agent without its secrets or a runtime.
                 plan.error = error

@@ -1,0 +1,5 @@
+"""A stand-in search tool: prints the query it was given."""
+
+import sys
+
+print(f"searching for: {' '.join(sys.argv[1:])}")
