@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from api import a2a, events, files, keys, orgs, workspace_secrets, workspaces
+from api import a2a, events, files, keys, orgs, plugins, workspace_secrets, workspaces
 from api.http import route
 
 WS = "orgs/<slug:slug>/workspaces/<uuid:workspace_id>"
@@ -39,6 +39,16 @@ urlpatterns = [
     ),
     # Before the verb pattern, which "a2a" would otherwise match.
     path(f"{WS}/a2a", route(POST=a2a.send), name="api-workspace-a2a"),
+    path(
+        f"{WS}/plugins",
+        route(GET=plugins.list_plugins, POST=plugins.install),
+        name="api-workspace-plugins",
+    ),
+    path(
+        f"{WS}/plugins/<str:name>",
+        route(DELETE=plugins.uninstall),
+        name="api-workspace-plugin",
+    ),
     path(f"{WS}/files/<slug:root>", route(GET=files.list_files), name="api-workspace-files"),
     path(
         f"{WS}/files/<slug:root>/content",

@@ -62,6 +62,7 @@ def world(recording: dict[str, Any], settings: Any) -> World:
         "key_id": list(PartnerApiKey.objects.values_list("pk", flat=True)),
         "event_id": [imported.pk],
         "root": ["configs", "workspace", "no-such-root"],
+        "name": ["parity-probe"],
     }
     return World(org, workspaces, lead, fills)
 

@@ -301,6 +301,7 @@ BODIES = {
     ("api-workspace-secret", "PUT"): ["value"],
     ("api-workspace-a2a", "POST"): ["jsonrpc", "id", "method", "params"],
     ("api-workspace-file-rename", "POST"): ["path", "to"],
+    ("api-workspace-plugins", "POST"): ["name"],
     ("api-tokens", "POST"): ["name", "expires_at", "expires_in_days"],
     ("api-partner-keys", "POST"): [
         "name",
@@ -350,6 +351,8 @@ PLAIN = {
     ("api-workspace", "DELETE"),
     ("api-workspace-secrets", "GET"),
     ("api-workspace-secret", "DELETE"),
+    ("api-workspace-plugins", "GET"),
+    ("api-workspace-plugin", "DELETE"),
     ("api-workspace-verb", "POST"),
     ("api-token", "DELETE"),
     ("api-partner-key", "DELETE"),
@@ -399,6 +402,11 @@ def url_argument(name: str, world: dict[str, Any]) -> st.SearchStrategy[str]:
     if name == "key":
         return st.one_of(
             st.sampled_from(["OPENAI_API_KEY", "NEW_KEY", "MOLECULE_X", "PATH"]),
+            text.filter(lambda item: item and "/" not in item),
+        )
+    if name == "name":
+        return st.one_of(
+            st.sampled_from(["parity-probe", "web-search", "nope", "..", ".auth_token"]),
             text.filter(lambda item: item and "/" not in item),
         )
     if name == "root":
@@ -598,6 +606,8 @@ FORMS = {
     "file-save": ("/workspaces/{id}/files/file/", ["root", "path", "text"]),
     "file-rename": ("/workspaces/{id}/files/rename/", ["root", "path", "to"]),
     "file-delete": ("/workspaces/{id}/files/delete/", ["root", "path"]),
+    "plugin-install": ("/workspaces/{id}/plugins/install/", ["name"]),
+    "plugin-uninstall": ("/workspaces/{id}/plugins/uninstall/", ["name"]),
     "org-import": ("/orgs/import/", ["text", "into", "env"]),
     "token-mint": ("/tokens/new/", ["org", "name", "expires_in_days"]),
     "event-log": ("/events/", ["org", "workspace", "type", "actor", "since", "until", "page"]),
@@ -624,7 +634,15 @@ def test_the_forms_never_answer_5xx_and_refusals_write_nothing(
             response = client.get(f"{path}?{query_string(fields)}")
             judge(response, before, json_only=False, refused=True)  # a read: never a write
             return
-        htmx = ("secret-set", "message", "file-save", "file-rename", "file-delete")
+        htmx = (
+            "secret-set",
+            "message",
+            "file-save",
+            "file-rename",
+            "file-delete",
+            "plugin-install",
+            "plugin-uninstall",
+        )
         headers = {"HX-Request": "true"} if form in htmx else {}
         response = client.post(
             path,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workspaces import a2a_views, file_views, parity_views, secret_views, views
+from workspaces import a2a_views, file_views, parity_views, plugin_views, secret_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -48,6 +48,21 @@ urlpatterns = [
         "workspaces/<uuid:workspace_id>/files/download/",
         file_views.file_download,
         name="workspace-file-download",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/plugins/",
+        plugin_views.plugins_panel,
+        name="workspace-plugins",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/plugins/install/",
+        plugin_views.plugin_install,
+        name="workspace-plugin-install",
+    ),
+    path(
+        "workspaces/<uuid:workspace_id>/plugins/uninstall/",
+        plugin_views.plugin_uninstall,
+        name="workspace-plugin-uninstall",
     ),
     path(
         "workspaces/<uuid:workspace_id>/<slug:verb>/",

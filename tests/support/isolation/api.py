@@ -75,6 +75,12 @@ API_CALLS: dict[tuple[str, str], Call | tuple[Call, ...]] = {
     ("api-workspace-file-rename", "POST"): Call(
         Expect(404, error_has="a.md"), body=lambda w: {"path": "a.md", "to": "b.md"}
     ),
+    # Plugins of A's workspace: none installed; parity-probe is in the shipped catalogue.
+    ("api-workspace-plugins", "GET"): Call(Expect(200)),
+    ("api-workspace-plugins", "POST"): Call(
+        Expect(201, changes=True), body=lambda w: {"name": "parity-probe"}
+    ),
+    ("api-workspace-plugin", "DELETE"): Call(Expect(404, error_has="not installed")),
     ("api-tokens", "GET"): Call(Expect(200, present=("token", "victim"))),
     ("api-tokens", "POST"): Call(Expect(201, changes=True), body=lambda w: {"name": "from-api"}),
     ("api-token", "DELETE"): Call(Expect(204, changes=True)),

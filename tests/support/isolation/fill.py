@@ -27,6 +27,8 @@ FILL: dict[str, Callable[[World, Route, bool], Any]] = {
     "verb": lambda w, r, own: VERBS[r.key],
     # A file root (A's workspace's files are the recording backend's, in memory).
     "root": lambda w, r, own: "configs",
+    # A plugin of the shipped catalogue (plugins/), not installed on A's workspace.
+    "name": lambda w, r, own: "parity-probe",
     # The admin's.
     "object_id": lambda w, r, own: admin_object(w, r),
     "content_type_id": lambda w, r, own: ContentType.objects.get_for_model(Org).pk,

@@ -167,6 +167,32 @@ PAGES: dict[str, list[Page]] = {
     "workspace-file-download": [
         Page(get("?root=configs&path=a.md"), Expect(404, present=("workspace",))),
     ],
+    # Plugins of A's workspace (files in the recording backend's memory): none installed.
+    "workspace-plugins": [
+        Page(get(), Expect(200, present=("workspace",))),
+        Page(get(htmx=True), Expect(200, present=("workspace",))),
+    ],
+    "workspace-plugin-install": [
+        POST_ONLY,
+        Page(
+            post(lambda w: {"name": "parity-probe"}, htmx=True),
+            Expect(200, present=("workspace",), changes=True),
+            write=True,
+        ),
+        Page(
+            post(lambda w: {"name": "no-such-plugin"}),
+            Expect(302, location="/workspaces/{ws_a}/plugins/"),
+            write=True,
+        ),
+    ],
+    "workspace-plugin-uninstall": [
+        POST_ONLY,
+        Page(
+            post(lambda w: {"name": "parity-probe"}, htmx=True),
+            Expect(409, present=("workspace",)),
+            write=True,
+        ),
+    ],
     "workspace-verb": [
         Page(get(), Expect(200, present=("workspace",)), write=True),
         Page(post(), Expect(302, location="/workspaces/{ws_a}/"), write=True),

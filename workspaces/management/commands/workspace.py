@@ -1,5 +1,6 @@
 """``manage.py workspace``: list workspaces, run lifecycle verbs, send messages and reach files
-(``workspace files …``, workspaces/management/files_cli.py) through dispatch."""
+and plugins (``workspace files …``, ``workspace plugins …``: files_cli.py, plugins_cli.py) through
+dispatch."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from orgs.management.commands.token import find_org
 from workspaces import dispatch
 from workspaces.fields import unstorable
 from workspaces.lifecycle import Refused
-from workspaces.management import files_cli
+from workspaces.management import files_cli, plugins_cli
 from workspaces.models import Status, Workspace
 from workspaces.selectors import workspace_as_dict
 
@@ -103,6 +104,7 @@ class Command(BaseCommand):
             "--json", dest="as_json", action="store_true", help="Print the JSON-RPC response."
         )
         files_cli.add_parser(sub)
+        plugins_cli.add_parser(sub)
         move = sub.add_parser("move", help="Give a workspace another parent (or none).")
         move.add_argument("workspace", help="Workspace id, id prefix or name.")
         move.add_argument("--org", help="Org slug, to tell same-named workspaces apart.")
@@ -126,6 +128,9 @@ class Command(BaseCommand):
         elif action == "files":
             target = find_workspace(options["workspace"], org=options.get("org"))
             files_cli.run(self, target.pk, cli_actor(), options)
+        elif action == "plugins":
+            target = find_workspace(options["workspace"], org=options.get("org"))
+            plugins_cli.run(self, target.pk, cli_actor(), options)
         else:
             self.verb(action, **options)
 
