@@ -19,8 +19,10 @@ label: the orphan sweep never takes one for an agent).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
+import json
 import secrets
 import tarfile
 import time
@@ -220,12 +222,26 @@ class DockerFiles:
 
     @staticmethod
     def _stat(container: Container, target: str) -> dict[str, Any] | None:
+        """What the engine says is at ``target`` (its archive stat), or None when nothing is.
+
+        A HEAD of the archive endpoint: the stat alone, without the engine packing a folder.
+        """
+        api = container.client.api
+        response = api.head(
+            api._url("/containers/{0}/archive", container.id), params={"path": target}
+        )
+        if response.status_code == 404:
+            return None
+        header = response.headers.get("X-Docker-Container-Path-Stat")
+        if response.ok and header:
+            return json.loads(base64.b64decode(header))
+        # An engine without the HEAD: the GET's header, its stream closed unread.
         try:
             chunks, found = container.get_archive(target)
         except NotFound:
             return None
         with contextlib.suppress(AttributeError):
-            chunks.close()  # only the header was wanted
+            chunks.close()
         return found
 
     def _checked_parents(self, container: Container, root: str, path: str) -> None:
