@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from workspaces import scenarios, scenarios_files
+from workspaces import scenarios, scenarios_files, scenarios_redaction
 from workspaces.dispatch import probes
 from workspaces.models import ParityResult, ParityRun
 
@@ -37,7 +37,10 @@ class Row:
         name = f"scenario_{self.id}"
         # The rows that reach into a workspace's storage keep their scenarios in a module of
         # their own.
-        return getattr(scenarios, name, None) or getattr(scenarios_files, name)
+        for module in (scenarios, scenarios_files):
+            if (found := getattr(module, name, None)) is not None:
+                return found
+        return getattr(scenarios_redaction, name)
 
 
 ROWS = [
@@ -89,6 +92,12 @@ ROWS = [
         "Plugins",
         "a template's plugin arrives at provision; one installed live reaches the agent, is "
         "listed, survives a restart and goes on uninstall",
+    ),
+    Row(
+        "redaction",
+        "Redaction",
+        "a planted secret shows masked in the A2A answer, the console, a file and its download; "
+        "no event or report keeps it",
     ),
 ]
 ROW_IDS = [row.id for row in ROWS]

@@ -273,6 +273,9 @@ def a2a_reply(name: str, request: object) -> dict:
     text = message_text(message)
     if text is None:
         return _rpc_error(request_id, INVALID_PARAMS, "params.message has no text part")
+    # Its log says what it heard, as an agent's transcript would: what it was told (a secret
+    # pasted into a message, say) reaches its console output, which the console masks.
+    log(f"heard: {text}")
     reply = {
         "kind": "message",
         "role": "agent",

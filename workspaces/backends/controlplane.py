@@ -107,6 +107,7 @@ class ControlPlaneBackend(ControlPlaneFiles, Backend):
             "Live through the control plane's files endpoints into the VM's /configs; every "
             "start delivers the workspace's plugins again with the provision request's configs."
         ),
+        "redaction": parity(),
         **{
             f"tier_{n}": divergent(
                 "Each workspace is a VM: its isolation is the VM boundary, and the control plane "

@@ -109,6 +109,7 @@ class DockerBackend(DockerFiles, Backend):
         "files": parity(),
         # Written into the /configs volume through the archive API (live, no restart).
         "plugins": parity(),
+        "redaction": parity(),
     }
     agents_call_in_from_outside_loopback = True  # through molecule-net's gateway
     # T3 runs privileged in the host's PID namespace and T4 holds the engine's socket: both are

@@ -323,6 +323,7 @@ class LocalBackend(LocalFiles, Backend):
         "files": parity(),
         # Written into the configs directory through the same file methods (live).
         "plugins": parity(),
+        "redaction": parity(),
         "tier_1": divergent(
             "A process gets no read-only root and no namespaces of its own: memory (RLIMIT_AS) "
             "and one CPU (affinity) are applied and /workspace is withheld. / is not read-only, "
