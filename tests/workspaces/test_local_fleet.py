@@ -115,6 +115,7 @@ def test_after_a_kill_by_hand_every_page_renders_and_says_why_it_restarted(
     client.force_login(superuser)
     fills = {"slug": [org.slug], "workspace_id": [workspace.pk], "key": ["NONE"]}
     fills |= {"token_id": [], "key_id": [], "event_id": []}
+    fills |= {"root": ["configs", "workspace"], "name": ["parity-probe"]}
     urls = [*page_walk.page_urls(fills), *page_walk.admin_urls()]
     assert len(urls) > 20
     assert page_walk.server_errors(client, urls) == []

@@ -73,16 +73,6 @@ class Command(BaseCommand):
             ),
         }
         python = sys.executable
-        schedule = Path(settings.CELERY_BEAT_SCHEDULE_FILENAME)
-
-        def forget_schedule() -> None:
-            # Only when the worker's whole group is gone: beat's schedule (last run of each
-            # sweep) is a shelve, on Python 3.13 an SQLite file in WAL mode; one left by a beat
-            # killed mid-write can keep the next beat from opening it ("locking protocol"), and
-            # a worker whose beat died never sweeps. The sweeps simply run once more, at once.
-            for path in schedule.parent.glob(f"{schedule.name}*"):
-                path.unlink(missing_ok=True)
-
         worker = Child(
             "worker",
             [
@@ -99,13 +89,18 @@ class Command(BaseCommand):
                 "threads",
                 "--concurrency",
                 str(options["concurrency"]),
-                "--schedule",
-                str(schedule),
+                # Beat keeps its schedule in memory. Celery's default keeps it in a shelve, on
+                # Python 3.13 an SQLite file in WAL mode, which a beat starting under load could
+                # find unopenable ("locking protocol") and die with, leaving the worker without
+                # sweeps until the supervisor noticed. What it would remember (each sweep's last
+                # run) is worth nothing: every sweep is an interval, and after a start it simply
+                # runs once at once.
+                "--scheduler",
+                "celery.beat:Scheduler",
             ],
             env=env,
             # The worker and its embedded beat: a worker left without its beat is restarted.
             group_size=2,
-            before_start=forget_schedule,
         )
         web = Child(
             "web server",
