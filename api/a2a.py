@@ -16,25 +16,14 @@ import uuid
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 
-from api.http import ApiError, endpoint, ok, org_in_reach
+from api.http import ApiError, endpoint, ok, org_in_reach, read_bounded
 from orgs.bearer import Principal
 from workspaces import dispatch
 from workspaces.models import Workspace
 
 
 def _body(request: HttpRequest) -> bytes:
-    cap = settings.MOLECULE_A2A_MAX_REQUEST_BYTES
-    too_big = ApiError(413, f"Request body larger than {cap} bytes.")
-    try:
-        length = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        length = 0
-    if length > cap:
-        raise too_big
-    body = request.read(cap + 1)
-    if len(body) > cap:
-        raise too_big
-    return body
+    return read_bounded(request, settings.MOLECULE_A2A_MAX_REQUEST_BYTES)
 
 
 @endpoint()

@@ -26,7 +26,7 @@ from dataclasses import asdict
 
 from django.http import Http404, HttpRequest, HttpResponse
 
-from api.http import ApiError, endpoint, ok, org_in_reach, read_json
+from api.http import ApiError, endpoint, ok, org_in_reach, read_bounded, read_json
 from orgs.bearer import Principal
 from workspaces import fields
 from workspaces.attachments import attachment
@@ -94,18 +94,7 @@ def read_file(
 
 
 def _body(request: HttpRequest) -> bytes:
-    cap = files.transfer_cap()
-    try:
-        length = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        length = 0
-    too_big = ApiError(413, f"Request body larger than {cap} bytes.")
-    if length > cap:
-        raise too_big
-    body = request.read(cap + 1)
-    if len(body) > cap:
-        raise too_big
-    return body
+    return read_bounded(request, files.transfer_cap())
 
 
 @endpoint()

@@ -212,6 +212,22 @@ def require_active(org: Org) -> None:
 # --- JSON in ----------------------------------------------------------------------------------
 
 
+def read_bounded(request: HttpRequest, cap: int) -> bytes:
+    """The raw body, refused with 413 past ``cap`` bytes: a stated length over it is refused
+    before anything is read, and a body that runs past it (no or a false length) at ``cap + 1``."""
+    too_big = ApiError(413, f"Request body larger than {cap} bytes.")
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+    if length > cap:
+        raise too_big
+    body = request.read(cap + 1)
+    if len(body) > cap:
+        raise too_big
+    return body
+
+
 def read_json(request: HttpRequest) -> dict[str, Any]:
     """The request body as a JSON object; 413 when too large, 400 when not a JSON object."""
     try:
