@@ -15,6 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from orgs.models import Org
+from tests.support.rows import with_token
 from workspaces import bearer_secrets
 from workspaces.models import Status, StructureEvent, Workspace
 
@@ -32,16 +33,7 @@ def quiet_statement(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture
 def online(org: Org) -> tuple[Workspace, str]:
-    token = bearer_secrets.mint()
-    workspace = Workspace.objects.create(
-        org=org,
-        name="PM",
-        backend="local",
-        status=Status.ONLINE,
-        token_hash=bearer_secrets.hash_token(token),
-        runtime_metadata={"capabilities": {"sessions": True}},
-    )
-    return workspace, token
+    return with_token(org, runtime_metadata={"capabilities": {"sessions": True}})
 
 
 def beat(workspace: Workspace, token: str, **fields: Any) -> tuple[int, dict[str, Any]]:

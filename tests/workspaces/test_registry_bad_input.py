@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from tests.support.rows import with_token
 from workspaces import bearer_secrets
-from workspaces.models import Status, StructureEvent, Workspace
+from workspaces.models import StructureEvent, Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -19,15 +20,7 @@ NESTED = b'{"agent_card": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
 
 @pytest.fixture
 def online(org: Any) -> tuple[Workspace, str]:
-    token = bearer_secrets.mint()
-    workspace = Workspace.objects.create(
-        org=org,
-        name="PM",
-        backend="local",
-        status=Status.ONLINE,
-        token_hash=bearer_secrets.hash_token(token),
-    )
-    return workspace, token
+    return with_token(org)
 
 
 def send(path: str, token: str, raw: bytes) -> Any:

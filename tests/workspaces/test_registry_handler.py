@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 
 from molecule.wsgi import application
 from orgs.models import Org
-from workspaces import bearer_secrets
-from workspaces.models import Status, Workspace
+from tests.support.rows import with_token
+from workspaces.models import Workspace
 from workspaces.registry_handler import REGISTRY_MIDDLEWARE, RegistryHandler
 
 pytestmark = pytest.mark.django_db
@@ -25,15 +25,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def online(org: Org) -> tuple[Workspace, str]:
-    token = bearer_secrets.mint()
-    workspace = Workspace.objects.create(
-        org=org,
-        name="PM",
-        backend="local",
-        status=Status.ONLINE,
-        token_hash=bearer_secrets.hash_token(token),
-    )
-    return workspace, token
+    return with_token(org)
 
 
 @pytest.fixture(autouse=True)
