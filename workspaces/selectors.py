@@ -30,6 +30,20 @@ def workspaces_for(
     include_removed: bool = False,
 ) -> QuerySet[Workspace]:
     rows = Workspace.objects.filter(org__in=visible_orgs(user)).select_related("org", "parent")
+    rows = _narrowed(rows, org_slug, status, backend, include_removed=include_removed)
+    return rows.order_by("org__slug", "created_at")
+
+
+def _narrowed(
+    rows: QuerySet[Workspace],
+    org_slug: str | None,
+    status: str | None,
+    backend: str | None,
+    *,
+    include_removed: bool,
+) -> QuerySet[Workspace]:
+    """The filters every workspace list shares: removed ones only when asked for, by status or
+    by ``include_removed``."""
     if org_slug:
         rows = rows.filter(org__slug=org_slug)
     if status:
@@ -38,7 +52,7 @@ def workspaces_for(
         rows = rows.exclude(status=Status.REMOVED)
     if backend:
         rows = rows.filter(backend=backend)
-    return rows.order_by("org__slug", "created_at")
+    return rows
 
 
 def workspace_for(user: User, workspace_id: Any) -> Workspace:
@@ -166,14 +180,7 @@ def fleet_rows(
     served on PostgreSQL by an index on that expression, migration 0009).
     """
     rows = visible_workspaces(user).select_related("org", "parent").annotate(heartbeat=HEARTBEAT)
-    if org:
-        rows = rows.filter(org__slug=org)
-    if status:
-        rows = rows.filter(status=status)
-    elif not include_removed:
-        rows = rows.exclude(status=Status.REMOVED)
-    if backend:
-        rows = rows.filter(backend=backend)
+    rows = _narrowed(rows, org, status, backend, include_removed=include_removed)
     if tier is not None:
         rows = rows.filter(tier=tier)
     if search:
